@@ -1,0 +1,54 @@
+//! Logging set-up and the rules for what goes to stdout and stderr.
+//!
+//! Results (tables, the paths written) go to stdout. Progress bars, per-epoch lines and logs
+//! go to stderr, so `toploss top RUN > table.txt` captures only the table.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the tracing subscriber on stderr. `-q` keeps errors only, `-v` adds debug and
+/// `-vv` trace; `RUST_LOG` overrides both.
+pub fn init_logging(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// What the user asked to see.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    /// `-q`: no progress bars, no per-epoch lines.
+    pub quiet: bool,
+    /// Whether stderr is a terminal, so that progress bars make sense.
+    pub interactive: bool,
+}
+
+impl Ui {
+    /// Reads the terminal state.
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            quiet,
+            interactive: std::io::stderr().is_terminal() && !quiet,
+        }
+    }
+
+    /// Prints a status line on stderr unless `-q` was given.
+    pub fn status(&self, line: &str) {
+        if !self.quiet {
+            crate::progress::println_above_bars(line);
+        }
+    }
+}

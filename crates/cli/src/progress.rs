@@ -1,0 +1,80 @@
+//! Progress bars for training and evaluation (only on a terminal).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use toploss_train::Phase;
+
+/// The bar on screen, if any, so that the error path and status lines can clear it.
+static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Removes any bar from the screen.
+pub fn clear_all() {
+    if let Ok(mut active) = ACTIVE.lock()
+        && let Some(bar) = active.take()
+    {
+        bar.finish_and_clear();
+    }
+}
+
+/// Prints `line` on stderr without tearing a bar that is being drawn.
+pub fn println_above_bars(line: &str) {
+    match ACTIVE
+        .lock()
+        .ok()
+        .as_ref()
+        .and_then(|active| active.as_ref())
+    {
+        Some(bar) => bar.suspend(|| eprintln!("{line}")),
+        None => eprintln!("{line}"),
+    }
+}
+
+/// One bar per phase of an epoch.
+pub struct EpochBars {
+    enabled: bool,
+    epochs: u32,
+}
+
+impl EpochBars {
+    /// Bars appear only when `enabled` (stderr is a terminal and `-q` is off).
+    pub fn new(enabled: bool, epochs: u32) -> Self {
+        Self { enabled, epochs }
+    }
+
+    /// Replaces the current bar by one for `phase`.
+    pub fn start(&self, epoch: u32, phase: Phase, total: usize) {
+        if !self.enabled {
+            return;
+        }
+        clear_all();
+        let what = match phase {
+            Phase::Training => "train",
+            Phase::EvaluatingTrain => "score train",
+            Phase::EvaluatingTest => "score test",
+        };
+        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "epoch {prefix} {msg:<11} [{bar:30}] {pos:>6}/{len} img  {per_sec:>12}  eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(format!("{epoch}/{}", self.epochs));
+        bar.set_message(what);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        if let Ok(mut active) = ACTIVE.lock() {
+            *active = Some(bar);
+        }
+    }
+
+    /// Moves the current bar to `done`.
+    pub fn update(&self, done: usize) {
+        if let Ok(active) = ACTIVE.lock()
+            && let Some(bar) = active.as_ref()
+        {
+            bar.set_position(done as u64);
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! `toploss train` and `toploss demo`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use toploss_data::run::{
+    DYNAMICS_PARQUET, DatasetInfo, Dynamics, EpochMetrics, ModelInfo, RunInfo, RunStatus,
+    SplitName, prepare_output_dir,
+};
+use toploss_data::{Dataset, DatasetFormat, DatasetSpec, load};
+use toploss_report::EpochPoint;
+use toploss_train::{
+    EpochResult, InputSpec, ModelKind, Observer, Phase, Recorder, ShallowCnn, SplitTensors,
+    TrainConfig, TrainData, fit,
+};
+
+use crate::args::{DemoArgs, TrainArgs, TrainingOptions};
+use crate::output::Ui;
+use crate::progress::{EpochBars, clear_all};
+use crate::top::{Ranking, TopRequest, print_table, render_top};
+
+/// Rows of the table the demo prints.
+const DEMO_TABLE_ROWS: usize = 10;
+
+/// Runs `toploss train`.
+pub fn run_train(args: &TrainArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    let dataset = load(&args.data).with_context(|| format!("cannot load dataset {}", args.data))?;
+    let outcome = train_run(
+        dataset,
+        &args.data,
+        &args.out,
+        args.overwrite,
+        &args.training,
+        ui,
+    )?;
+    println!(
+        "wrote {} ({} epochs, test accuracy {:.2}%)",
+        outcome.dir.display(),
+        outcome.info.epochs.len(),
+        outcome.final_metrics().test_accuracy * 100.0
+    );
+    println!("next: toploss top {} -k 16", outcome.dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `toploss demo`: train on bundled MNIST, a grid per epoch, a table of the top 10.
+pub fn run_demo(args: &DemoArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    let data_dir = match &args.data {
+        Some(dir) => dir.clone(),
+        None => bundled_mnist()?,
+    };
+    let spec = DatasetSpec::new(DatasetFormat::Mnist, data_dir);
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => next_free_dir(Path::new("runs"), "demo"),
+    };
+    if args.k == 0 {
+        bail!("invalid -k 0: a grid needs at least 1 tile");
+    }
+
+    let dataset = load(&spec).with_context(|| format!("cannot load dataset {spec}"))?;
+    let outcome = train_run(dataset.clone(), &spec, &out, false, &args.training, ui)?;
+
+    // One grid per epoch, from the recorded dynamics.
+    let dynamics = Dynamics::read(&out.join(DYNAMICS_PARQUET), None, Some(SplitName::Train))
+        .context("cannot read back the recorded dynamics")?;
+    let mut written = vec![out.join("run.json"), out.join(DYNAMICS_PARQUET)];
+    let mut last = None;
+    for epoch in dynamics.epochs() {
+        let request = TopRequest {
+            k: args.k,
+            epoch,
+            epochs: outcome.info.epochs.len() as u32,
+            split: SplitName::Train,
+            class: None,
+            smallest: false,
+        };
+        let rows = dynamics
+            .get(epoch, SplitName::Train)
+            .context("recorded dynamics lack an epoch")?;
+        let png = out
+            .join("top")
+            .join(format!("train-e{epoch:02}-top-{}.png", args.k));
+        let ranking = render_top(&request, rows, &dataset, &outcome.info.classes, &png)?;
+        written.push(png);
+        last = Some((ranking, rows));
+    }
+    let curves = out.join("curves.png");
+    write_curves(&outcome.info, &curves)?;
+    written.push(curves);
+    written.push(out.join("model.safetensors"));
+
+    if let Some((ranking, rows)) = last {
+        let shown = Ranking {
+            ids: ranking.ids.iter().copied().take(DEMO_TABLE_ROWS).collect(),
+            ..ranking
+        };
+        println!(
+            "\nTop {} training losses after epoch {}:",
+            shown.ids.len(),
+            outcome.info.epochs.len()
+        );
+        print_table(&shown, rows, &outcome.info.classes);
+    }
+    println!(
+        "\ntest accuracy after {} epochs: {:.2}%",
+        outcome.info.epochs.len(),
+        outcome.final_metrics().test_accuracy * 100.0
+    );
+    println!("wrote:");
+    for path in &written {
+        println!("  {}", path.display());
+    }
+    println!(
+        "next: toploss top {} -k 25 --split test",
+        outcome.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The MNIST copy in the repository: `data/mnist` under the working folder, else next to the
+/// sources this binary was built from.
+fn bundled_mnist() -> anyhow::Result<PathBuf> {
+    let candidates = [
+        PathBuf::from("data/mnist"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist"),
+    ];
+    for candidate in &candidates {
+        if candidate.is_dir() {
+            return Ok(candidate.clone());
+        }
+    }
+    bail!(
+        "bundled MNIST not found at {} or {}; pass --data DIR with the four MNIST IDX files",
+        candidates[0].display(),
+        candidates[1].display()
+    )
+}
+
+/// `parent/name`, or `parent/name-2`, `-3`, ... if it exists.
+fn next_free_dir(parent: &Path, name: &str) -> PathBuf {
+    let first = parent.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|n| parent.join(format!("{name}-{n}")))
+        .find(|dir| !dir.exists())
+        .expect("some numbered folder is free")
+}
+
+/// A finished training run.
+pub struct TrainOutcome {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// Its final `run.json`.
+    pub info: RunInfo,
+}
+
+impl TrainOutcome {
+    fn final_metrics(&self) -> &EpochMetrics {
+        self.info
+            .epochs
+            .last()
+            .expect("a complete run has at least one epoch")
+    }
+}
+
+fn config_json(
+    options: &TrainingOptions,
+    config: &TrainConfig,
+    spec: &DatasetSpec,
+) -> serde_json::Value {
+    serde_json::json!({
+        "data": spec.to_string(),
+        "model": config.model.name(),
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "eval_batch_size": config.eval_batch_size,
+        "lr": config.learning_rate,
+        "seed": config.seed,
+        "label_smoothing": config.label_smoothing,
+        "train_limit": options.train_limit,
+        "test_limit": options.test_limit,
+        "save_probs": toploss_train::SaveProbs::from(options.save_probs),
+        "threads": options.threads,
+    })
+}
+
+/// Trains one run into `out` and returns its description.
+pub fn train_run(
+    mut dataset: Dataset,
+    spec: &DatasetSpec,
+    out: &Path,
+    overwrite: bool,
+    options: &TrainingOptions,
+    ui: &Ui,
+) -> anyhow::Result<TrainOutcome> {
+    // Config
+    if let Some(threads) = options.threads {
+        if threads == 0 {
+            bail!("invalid --threads 0: expected at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("cannot set up the thread pool")?;
+    }
+    let config = TrainConfig {
+        model: ModelKind::from(options.model),
+        epochs: options.epochs,
+        batch_size: options.batch_size,
+        eval_batch_size: options.eval_batch_size,
+        learning_rate: options.learning_rate,
+        seed: options.seed,
+        label_smoothing: options.label_smoothing,
+    };
+    config.validate()?;
+
+    // Data
+    if let Some(limit) = options.train_limit {
+        check_limit("--train-limit", limit, dataset.train.len())?;
+        dataset.train.truncate(limit);
+    }
+    if let Some(limit) = options.test_limit {
+        check_limit("--test-limit", limit, dataset.test.len())?;
+        dataset.test.truncate(limit);
+    }
+    let shape = dataset.train.shape;
+    let input = InputSpec {
+        channels: shape.channels,
+        height: shape.height,
+        width: shape.width,
+        classes: dataset.classes.len(),
+    };
+    if config.model == ModelKind::ShallowCnn
+        && (input.height < ShallowCnn::MIN_SIDE || input.width < ShallowCnn::MIN_SIDE)
+    {
+        return Err(toploss_train::Error::ImageTooSmall {
+            height: input.height,
+            width: input.width,
+            min: ShallowCnn::MIN_SIDE,
+        }
+        .into());
+    }
+
+    // Run folder
+    prepare_output_dir(out, overwrite)?;
+    let info = RunInfo {
+        toploss_version: env!("CARGO_PKG_VERSION").to_string(),
+        status: RunStatus::Running,
+        classes: dataset.classes.clone(),
+        config: config_json(options, &config, spec),
+        dataset: DatasetInfo {
+            format: dataset.format.name().to_string(),
+            path: spec.path.display().to_string(),
+            fingerprint: dataset.fingerprint.clone(),
+            train_count: dataset.train.len(),
+            test_count: dataset.test.len(),
+        },
+        model: ModelInfo {
+            architecture: config.model.name().to_string(),
+            channels: input.channels,
+            height: input.height,
+            width: input.width,
+            weights: None,
+        },
+        epochs: Vec::new(),
+    };
+    let recorder = Recorder::new(out, info, options.save_probs.into())?;
+
+    // Training
+    ui.status(&format!(
+        "training {} on {} ({} train / {} test images, {} classes) for {} epochs into {}",
+        config.model.name(),
+        spec,
+        dataset.train.len(),
+        dataset.test.len(),
+        input.classes,
+        config.epochs,
+        out.display()
+    ));
+    let data = TrainData {
+        train: SplitTensors::from_u8(&dataset.train.images, dataset.train.labels.clone()),
+        test: SplitTensors::from_u8(&dataset.test.images, dataset.test.labels.clone()),
+        excluded: vec![false; dataset.train.len()],
+        input,
+    };
+    drop(dataset);
+    let mut observer = CliObserver {
+        recorder,
+        bars: EpochBars::new(ui.interactive, config.epochs),
+        ui: *ui,
+        epochs: config.epochs,
+    };
+    let model = fit(&config, &data, &mut observer);
+    clear_all();
+    let model = model?;
+    observer.recorder.finish(&model)?;
+
+    Ok(TrainOutcome {
+        dir: out.to_path_buf(),
+        info: observer.recorder.info().clone(),
+    })
+}
+
+fn check_limit(flag: &str, limit: usize, available: usize) -> anyhow::Result<()> {
+    if limit == 0 {
+        bail!("invalid {flag} 0: expected at least 1");
+    }
+    if limit > available {
+        tracing::warn!("{flag} {limit} is more than the {available} samples available; using all");
+    }
+    Ok(())
+}
+
+/// Connects the training loop to the bars, the recorder and the per-epoch line.
+struct CliObserver {
+    recorder: Recorder,
+    bars: EpochBars,
+    ui: Ui,
+    epochs: u32,
+}
+
+impl Observer for CliObserver {
+    fn phase_started(&mut self, epoch: u32, phase: Phase, total: usize) {
+        self.bars.start(epoch, phase, total);
+    }
+
+    fn progress(&mut self, done: usize) {
+        self.bars.update(done);
+    }
+
+    fn epoch_finished(&mut self, result: EpochResult) -> Result<(), toploss_train::Error> {
+        let images = result.train.rows.len() + result.test.rows.len();
+        let metrics = self.recorder.record(result)?;
+        clear_all();
+        self.ui.status(&epoch_line(&metrics, self.epochs, images));
+        Ok(())
+    }
+}
+
+/// The fixed-width line printed after each epoch.
+pub fn epoch_line(metrics: &EpochMetrics, epochs: u32, images: usize) -> String {
+    let width = epochs.to_string().len();
+    format!(
+        "epoch {:>width$}/{epochs}  train loss {:.4}  train acc {:6.2}%  test loss {:.4}  test acc {:6.2}%  {:6.1} s  ({} images scored)",
+        metrics.epoch,
+        metrics.train_loss,
+        metrics.train_accuracy * 100.0,
+        metrics.test_loss,
+        metrics.test_accuracy * 100.0,
+        metrics.seconds,
+        images,
+    )
+}
+
+fn write_curves(info: &RunInfo, path: &Path) -> anyhow::Result<()> {
+    let points: Vec<EpochPoint> = info
+        .epochs
+        .iter()
+        .map(|metrics| EpochPoint {
+            epoch: metrics.epoch,
+            train_loss: metrics.train_loss,
+            test_loss: metrics.test_loss,
+            test_accuracy: metrics.test_accuracy,
+        })
+        .collect();
+    toploss_report::write_curves_png(&points, "toploss demo", path)?;
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! The error type of `toploss-data`.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while reading a dataset or a corrections file.
+///
+/// Each message names the file, the value that was expected and the value that was found.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be opened or read.
+    #[error("failed to read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+
+    /// A file could not be written or moved into place.
+    #[error("failed to write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+
+    /// The dataset path is not a folder.
+    #[error(
+        "{}: not a folder; {format}:PATH expects a folder that contains the four IDX files \
+         (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, \
+         t10k-labels-idx1-ubyte, each raw or .gz)",
+        path.display()
+    )]
+    NotAFolder {
+        /// The path given.
+        path: PathBuf,
+        /// The dataset format that was requested.
+        format: String,
+    },
+
+    /// One of the four IDX files is missing from the dataset folder.
+    #[error("{}: no {role} file found; tried {}", dir.display(), tried.join(", "))]
+    MissingFile {
+        /// The dataset folder.
+        dir: PathBuf,
+        /// Role of the missing file, e.g. "train images".
+        role: &'static str,
+        /// The file names that were looked for, in order.
+        tried: Vec<String>,
+    },
+
+    /// A file starts with the gzip magic bytes but does not decompress.
+    #[error("{}: corrupt gzip data: {source}; download the file again", path.display())]
+    Gzip {
+        /// The file.
+        path: PathBuf,
+        /// The decompressor's error.
+        source: io::Error,
+    },
+
+    /// An IDX file has the wrong magic number.
+    #[error(
+        "{}: not an IDX {kind} file: magic number is {found} ({found:#010x}), expected {expected} \
+         ({expected:#010x}){}",
+        path.display(),
+        magic_hint(*expected, *found)
+    )]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// "image" or "label".
+        kind: &'static str,
+        /// The magic number of this kind of file.
+        expected: u32,
+        /// The magic number in the file.
+        found: u32,
+    },
+
+    /// An IDX file is shorter than its header.
+    #[error(
+        "{}: truncated: an IDX {kind} header is {expected} bytes, found {found} bytes; \
+         download the file again",
+        path.display()
+    )]
+    TruncatedHeader {
+        /// The file.
+        path: PathBuf,
+        /// "image" or "label".
+        kind: &'static str,
+        /// The header length in bytes.
+        expected: u64,
+        /// The file length (decompressed) in bytes.
+        found: u64,
+    },
+
+    /// An IDX header declares an impossible shape.
+    #[error("{}: invalid IDX header: {reason}", path.display())]
+    InvalidHeader {
+        /// The file.
+        path: PathBuf,
+        /// Reason the header is invalid.
+        reason: String,
+    },
+
+    /// An IDX payload is shorter than its header declares.
+    #[error(
+        "{}: truncated: header says {declared}, found {found} {unit}; download the file again",
+        path.display()
+    )]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// The header's shape and byte count, e.g. "60000x28x28 = 47040000 pixel bytes".
+        declared: String,
+        /// The payload length the header declares, in bytes.
+        expected: u64,
+        /// The payload length in the file, in bytes.
+        found: u64,
+        /// "pixel bytes" or "label bytes".
+        unit: &'static str,
+    },
+
+    /// An IDX payload is longer than its header declares.
+    #[error(
+        "{}: trailing data: header says {declared}, found {found} {unit} ({} bytes too many); \
+         the file is corrupt or has other data appended, download it again",
+        path.display(),
+        found - expected
+    )]
+    TrailingBytes {
+        /// The file.
+        path: PathBuf,
+        /// The header's shape and byte count, e.g. "60000x28x28 = 47040000 pixel bytes".
+        declared: String,
+        /// The payload length the header declares, in bytes.
+        expected: u64,
+        /// The payload length in the file, in bytes.
+        found: u64,
+        /// "pixel bytes" or "label bytes".
+        unit: &'static str,
+    },
+
+    /// The image and label files of one split have different sample counts.
+    #[error(
+        "{} has {images} images but {} has {labels} labels; both files must belong to the same split",
+        images_path.display(),
+        labels_path.display()
+    )]
+    CountMismatch {
+        /// The image file.
+        images_path: PathBuf,
+        /// The number of images.
+        images: usize,
+        /// The label file.
+        labels_path: PathBuf,
+        /// The number of labels.
+        labels: usize,
+    },
+
+    /// The train and test images have different sizes.
+    #[error(
+        "{} contains {train_height}x{train_width} images but {} contains {test_height}x{test_width} \
+         images; both splits must have one image size",
+        train_path.display(),
+        test_path.display()
+    )]
+    ShapeMismatch {
+        /// The train image file.
+        train_path: PathBuf,
+        /// Train image height in pixels.
+        train_height: usize,
+        /// Train image width in pixels.
+        train_width: usize,
+        /// The test image file.
+        test_path: PathBuf,
+        /// Test image height in pixels.
+        test_height: usize,
+        /// Test image width in pixels.
+        test_width: usize,
+    },
+
+    /// A split contains no samples.
+    #[error("{}: the file contains 0 samples; a split needs at least one", path.display())]
+    EmptySplit {
+        /// The image file of the split.
+        path: PathBuf,
+    },
+
+    /// A label is not below the format's class count.
+    #[error(
+        "{}: label {label} of id {id} is out of range: {format} has {classes} classes \
+         (labels 0..={}); if the data is not {format}, load it as idx:PATH, which takes the \
+         class count from the labels",
+        path.display(),
+        classes.saturating_sub(1)
+    )]
+    LabelOutOfRange {
+        /// The label file.
+        path: PathBuf,
+        /// The sample id (0-based position in the file).
+        id: usize,
+        /// The label found.
+        label: u32,
+        /// The dataset format, e.g. "mnist".
+        format: String,
+        /// The format's class count.
+        classes: usize,
+    },
+
+    /// The dataset format name is not known.
+    #[error("unknown dataset format {value:?}; expected one of: mnist, fashion-mnist, idx")]
+    UnknownFormat {
+        /// The name given.
+        value: String,
+    },
+
+    /// A dataset argument has an empty path.
+    #[error("dataset {value:?} has an empty path; write FORMAT:PATH, e.g. mnist:data/mnist")]
+    EmptyPath {
+        /// The argument given.
+        value: String,
+    },
+
+    /// A dataset argument without `FORMAT:` names a path whose format cannot be inferred.
+    #[error(
+        "cannot infer the dataset format of {}: it is not a folder named mnist or fashion-mnist \
+         and does not contain the four IDX files; write FORMAT:PATH with FORMAT one of mnist, \
+         fashion-mnist, idx",
+        path.display()
+    )]
+    CannotInferFormat {
+        /// The path given.
+        path: PathBuf,
+    },
+
+    /// A sample id is not below the split's length.
+    #[error("id {id} is out of range: the split has {len} samples (ids 0..{len})")]
+    IdOutOfRange {
+        /// The id given.
+        id: u32,
+        /// The split's length.
+        len: usize,
+    },
+
+    /// A corrections file is not valid CSV.
+    #[error("{}: invalid CSV: {source}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The CSV parser's error.
+        source: csv::Error,
+    },
+
+    /// A corrections file has the wrong header line.
+    #[error(
+        "{}, line 1: invalid header {found:?}: {reason}; expected id,action,new_label,note \
+         (plus an optional path column)",
+        path.display()
+    )]
+    CorrectionsHeader {
+        /// The file.
+        path: PathBuf,
+        /// The header line as read.
+        found: String,
+        /// Reason the header is invalid.
+        reason: String,
+    },
+
+    /// A line of a corrections file is invalid.
+    #[error("{}, line {line}: {reason}", path.display())]
+    CorrectionsLine {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line number; the header is line 1.
+        line: u64,
+        /// Reason the line is invalid, with the fix.
+        reason: String,
+    },
+
+    /// A corrections file has two lines for one id.
+    #[error(
+        "{}, line {second_line}: id {id} already has a decision on line {first_line}; keep one \
+         line per id",
+        path.display()
+    )]
+    DuplicateId {
+        /// The file.
+        path: PathBuf,
+        /// The repeated id.
+        id: u32,
+        /// The line of the first decision.
+        first_line: u64,
+        /// The line of the repeated decision.
+        second_line: u64,
+    },
+
+    /// A correction that is about to be written is invalid.
+    #[error("{}: cannot write the correction for id {id}: {reason}", path.display())]
+    InvalidCorrection {
+        /// The file to be written.
+        path: PathBuf,
+        /// The id of the correction.
+        id: u32,
+        /// Reason the correction is invalid.
+        reason: String,
+    },
+}
+
+/// Explains a magic number that belongs to the other kind of IDX file.
+fn magic_hint(expected: u32, found: u32) -> &'static str {
+    use crate::idx::{IMAGES_MAGIC, LABELS_MAGIC};
+
+    match (expected, found) {
+        (IMAGES_MAGIC, LABELS_MAGIC) => "; this is a label file, so the file names are swapped",
+        (LABELS_MAGIC, IMAGES_MAGIC) => "; this is an image file, so the file names are swapped",
+        _ => "",
+    }
+}

@@ -1,0 +1,350 @@
+//! The training loop: Adam on shuffled mini-batches, then an evaluation pass over both splits
+//! after every epoch.
+
+use std::time::Instant;
+
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
+
+use crate::eval::{SplitEval, evaluate, margins};
+use crate::model::{Classifier, InputSpec, ModelKind};
+use crate::{Error, Shuffler};
+
+/// Every knob of a training run. Written into `run.json` as part of the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Architecture.
+    pub model: ModelKind,
+    /// Number of passes over the train split.
+    pub epochs: u32,
+    /// Samples per training step.
+    pub batch_size: usize,
+    /// Samples per forward pass in the evaluation pass (affects speed and memory only).
+    pub eval_batch_size: usize,
+    /// Adam step size.
+    pub learning_rate: f64,
+    /// Seed of weight initialisation and of the shuffling order.
+    pub seed: u64,
+    /// Label smoothing epsilon in `[0, 1)`: training targets are `1 - eps` on the label plus
+    /// `eps / K` on every class. Recorded losses never include it.
+    pub label_smoothing: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            model: ModelKind::ShallowCnn,
+            epochs: 5,
+            batch_size: 128,
+            eval_batch_size: 500,
+            learning_rate: 1e-3,
+            seed: 42,
+            label_smoothing: 0.0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks ranges that would otherwise fail deep inside training.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |flag: &'static str, value: String, expected: &'static str| {
+            Err(Error::InvalidConfig {
+                flag,
+                value,
+                expected,
+            })
+        };
+        if self.epochs == 0 {
+            return invalid("--epochs", self.epochs.to_string(), "at least 1");
+        }
+        if self.batch_size == 0 {
+            return invalid("--batch-size", self.batch_size.to_string(), "at least 1");
+        }
+        if self.eval_batch_size == 0 {
+            return invalid(
+                "--eval-batch-size",
+                self.eval_batch_size.to_string(),
+                "at least 1",
+            );
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return invalid(
+                "--lr",
+                self.learning_rate.to_string(),
+                "a positive finite number",
+            );
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return invalid(
+                "--label-smoothing",
+                self.label_smoothing.to_string(),
+                "a number with 0 <= EPS < 1",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// One split in memory, with pixels scaled to `[0, 1]` as `f32`.
+#[derive(Debug, Clone)]
+pub struct SplitTensors {
+    /// `N x C x H x W` pixels divided by 255.
+    pub images: Vec<f32>,
+    /// Given labels (after any relabelling).
+    pub labels: Vec<u32>,
+}
+
+impl SplitTensors {
+    /// Scales raw `u8` pixels to `[0, 1]`.
+    pub fn from_u8(pixels: &[u8], labels: Vec<u32>) -> Self {
+        Self {
+            images: pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
+            labels,
+        }
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the split is empty.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// What the training loop needs to know about the data.
+#[derive(Debug, Clone)]
+pub struct TrainData {
+    /// Train split.
+    pub train: SplitTensors,
+    /// Test split.
+    pub test: SplitTensors,
+    /// Train ids left out of the gradient steps (discarded); they are still evaluated.
+    pub excluded: Vec<bool>,
+    /// Image shape and class count.
+    pub input: InputSpec,
+}
+
+/// Where the loop is, for progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Gradient steps over the train split.
+    Training,
+    /// Evaluation pass over the train split.
+    EvaluatingTrain,
+    /// Evaluation pass over the test split.
+    EvaluatingTest,
+}
+
+/// Receives progress and results; the CLI draws bars, the recorder writes files.
+pub trait Observer {
+    /// A phase of `epoch` starts with `total` samples to process.
+    fn phase_started(&mut self, _epoch: u32, _phase: Phase, _total: usize) {}
+    /// `done` samples of the current phase are processed.
+    fn progress(&mut self, _done: usize) {}
+    /// An epoch finished; returning an error stops training.
+    fn epoch_finished(&mut self, result: EpochResult) -> Result<(), Error>;
+}
+
+/// Everything measured in one epoch.
+#[derive(Debug, Clone)]
+pub struct EpochResult {
+    /// 1-based epoch number.
+    pub epoch: u32,
+    /// Evaluation pass over the train split, with `train_margin` filled in.
+    pub train: SplitEval,
+    /// Evaluation pass over the test split.
+    pub test: SplitEval,
+    /// Mean training objective over the epoch's steps, smoothing included.
+    pub train_objective: f64,
+    /// Wall time of training and evaluation (seconds).
+    pub seconds: f64,
+}
+
+/// Cross-entropy of each row against smoothed one-hot targets, averaged over the batch.
+///
+/// With `eps = 0` this is plain cross-entropy. With `eps > 0` the target of row `i` is
+/// `(1 - eps) * onehot(label_i) + eps / K`, as in PyTorch's `cross_entropy(label_smoothing=eps)`.
+///
+/// # Shapes
+/// - logits: `[batch_size, classes]`
+/// - output: `[1]`
+pub fn smoothed_cross_entropy(logits: Tensor<2>, labels: &[u32], eps: f64) -> Tensor<1> {
+    let [batch_size, classes] = logits.dims();
+    let device = logits.device();
+    let off = (eps / classes as f64) as f32;
+    let on = (1.0 - eps) as f32 + off;
+    let mut targets = vec![off; batch_size * classes];
+    for (row, &label) in labels.iter().enumerate() {
+        targets[row * classes + label as usize] = on;
+    }
+    let targets = Tensor::<2>::from_data(TensorData::new(targets, [batch_size, classes]), &device);
+    let per_sample = -(log_softmax(logits, 1) * targets).sum_dim(1); // [batch_size, 1]
+    per_sample.mean()
+}
+
+/// Trains a fresh model on `data` and calls `observer` after every epoch.
+///
+/// Reproducible: the same config, data and build give the same weights and losses, because
+/// initialisation is seeded through the device and the shuffling order comes from
+/// [`Shuffler`] with the same seed.
+pub fn fit(
+    config: &TrainConfig,
+    data: &TrainData,
+    observer: &mut dyn Observer,
+) -> Result<Classifier, Error> {
+    config.validate()?;
+    let input = data.input;
+    let shape = [input.channels, input.height, input.width];
+    let pixels = shape.iter().product::<usize>();
+
+    // Model
+    let device = Device::flex().autodiff();
+    device.seed(config.seed);
+    let mut model = Classifier::new(config.model, input, &device);
+    let mut optimizer = AdamConfig::new().init();
+
+    // Data: the ids that take part in gradient steps.
+    let trained_ids: Vec<usize> = (0..data.train.len())
+        .filter(|&id| !data.excluded.get(id).copied().unwrap_or(false))
+        .collect();
+    if trained_ids.is_empty() {
+        return Err(Error::NothingToTrain);
+    }
+    let mut shuffler = Shuffler::new(config.seed);
+    let mut order = trained_ids.clone();
+    let mut batch_images = Vec::with_capacity(config.batch_size * pixels);
+    let mut batch_labels = Vec::with_capacity(config.batch_size);
+
+    for epoch in 1..=config.epochs {
+        let started = Instant::now();
+        shuffler.shuffle(&mut order);
+        observer.phase_started(epoch, Phase::Training, order.len());
+
+        let mut train_margin = vec![None; data.train.len()];
+        let mut objective_sum = 0.0;
+        for (step, ids) in order.chunks(config.batch_size).enumerate() {
+            batch_images.clear();
+            batch_labels.clear();
+            for &id in ids {
+                batch_images.extend_from_slice(&data.train.images[id * pixels..(id + 1) * pixels]);
+                batch_labels.push(data.train.labels[id]);
+            }
+            let images = Tensor::<4>::from_data(
+                TensorData::new(
+                    batch_images.clone(),
+                    [ids.len(), shape[0], shape[1], shape[2]],
+                ),
+                &device,
+            );
+
+            let logits = model.forward(images); // [batch, classes]
+            let logit_values: Vec<f32> = logits
+                .clone()
+                .detach()
+                .into_data()
+                .try_into_vec()
+                .expect("model logits are float32");
+            for (&id, margin) in
+                ids.iter()
+                    .zip(margins(&logit_values, &batch_labels, input.classes))
+            {
+                train_margin[id] = Some(margin);
+            }
+
+            let loss = smoothed_cross_entropy(logits, &batch_labels, config.label_smoothing);
+            let loss_value: f32 = loss.clone().into_scalar();
+            objective_sum += f64::from(loss_value) * ids.len() as f64;
+            if !loss_value.is_finite() {
+                return Err(Error::NonFiniteLoss {
+                    epoch,
+                    step: step + 1,
+                    value: loss_value,
+                });
+            }
+
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(config.learning_rate, model, grads);
+            observer.progress((step * config.batch_size + ids.len()).min(order.len()));
+        }
+
+        // Evaluation pass without autodiff, over every sample in id order.
+        let eval_model = model.valid();
+        let eval_device = device.clone().without_autodiff();
+        observer.phase_started(epoch, Phase::EvaluatingTrain, data.train.len());
+        let mut train = evaluate(
+            &eval_model,
+            &data.train,
+            input,
+            config.eval_batch_size,
+            &eval_device,
+            |done| observer.progress(done),
+        );
+        train.rows.train_margin = train_margin;
+        observer.phase_started(epoch, Phase::EvaluatingTest, data.test.len());
+        let test = evaluate(
+            &eval_model,
+            &data.test,
+            input,
+            config.eval_batch_size,
+            &eval_device,
+            |done| observer.progress(done),
+        );
+
+        observer.epoch_finished(EpochResult {
+            epoch,
+            train,
+            test,
+            train_objective: objective_sum / order.len() as f64,
+            seconds: started.elapsed().as_secs_f64(),
+        })?;
+    }
+    Ok(model.valid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loss_of(logits: [[f32; 3]; 2], labels: &[u32], eps: f64) -> f32 {
+        let device = Device::flex();
+        let logits = Tensor::<2>::from_data(logits, &device);
+        smoothed_cross_entropy(logits, labels, eps).into_scalar()
+    }
+
+    #[test]
+    fn smoothing_zero_is_plain_cross_entropy() {
+        // Row 0: z = [2, 1, 0], label 0: lse = 2.407606, loss = 0.407606.
+        // Row 1: z = [0, 0, 0], label 2: loss = ln 3 = 1.098612. Mean = 0.753109.
+        let loss = loss_of([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]], &[0, 2], 0.0);
+        assert!((loss - 0.753109).abs() < 1e-5, "{loss}");
+    }
+
+    #[test]
+    fn smoothing_matches_hand_computation() {
+        // eps = 0.3, K = 3: targets 0.8 on the label, 0.1 elsewhere.
+        // Row 0: log p = [-0.407606, -1.407606, -2.407606], label 0:
+        //   0.8 * 0.407606 + 0.1 * 1.407606 + 0.1 * 2.407606 = 0.707606
+        // Row 1: log p = -1.098612 everywhere: loss = 1.098612 whatever the target.
+        // Mean = (0.707606 + 1.098612) / 2 = 0.903109.
+        // PyTorch: F.cross_entropy(torch.tensor([[2.,1,0],[0,0,0]]), torch.tensor([0,2]),
+        //   label_smoothing=0.3) = 0.9031
+        let loss = loss_of([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]], &[0, 2], 0.3);
+        assert!((loss - 0.903109).abs() < 1e-5, "{loss}");
+    }
+
+    #[test]
+    fn config_rejects_bad_smoothing() {
+        let config = TrainConfig {
+            label_smoothing: 1.0,
+            ..TrainConfig::default()
+        };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("--label-smoothing"), "{error}");
+        assert!(error.contains('1'), "{error}");
+    }
+}

@@ -1,0 +1,90 @@
+//! Training for toploss: the shallow CNN and MLP models, the training loop with its
+//! per-epoch evaluation pass, and the recorder that writes every sample's loss to the run
+//! folder. This is the only crate that depends on the deep-learning engine (burn).
+//!
+//! ```no_run
+//! use toploss_train::{InputSpec, ModelKind, TrainConfig};
+//! let config = TrainConfig { model: ModelKind::Mlp, epochs: 2, ..TrainConfig::default() };
+//! assert!(config.validate().is_ok());
+//! let spec = InputSpec { channels: 1, height: 28, width: 28, classes: 10 };
+//! # let _ = spec;
+//! ```
+#![deny(missing_docs)]
+
+mod eval;
+mod fit;
+mod model;
+mod recorder;
+mod shuffle;
+
+use std::path::PathBuf;
+
+pub use eval::{SampleResult, SplitEval, evaluate, margins, sample_from_logits};
+pub use fit::{
+    EpochResult, Observer, Phase, SplitTensors, TrainConfig, TrainData, fit, smoothed_cross_entropy,
+};
+pub use model::{Classifier, InputSpec, Mlp, ModelKind, ShallowCnn};
+pub use recorder::{Recorder, SaveProbs, load_weights, save_weights};
+pub use shuffle::Shuffler;
+
+/// Errors of training and recording.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A training option is out of range.
+    #[error("invalid {flag} {value}: expected {expected}")]
+    InvalidConfig {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// The accepted range.
+        expected: &'static str,
+    },
+    /// Every train sample was discarded.
+    #[error("no train samples left to train on: every id was discarded; check the --discard file")]
+    NothingToTrain,
+    /// The image is too small for the chosen model.
+    #[error(
+        "images of {height}x{width} pixels are too small for the shallow CNN (at least {min}x{min}); use --model mlp"
+    )]
+    ImageTooSmall {
+        /// Image height.
+        height: usize,
+        /// Image width.
+        width: usize,
+        /// Smallest side accepted.
+        min: usize,
+    },
+    /// The training objective became NaN or infinite.
+    #[error(
+        "training loss became {value} at epoch {epoch}, step {step}; lower --lr or check the data for NaN pixels"
+    )]
+    NonFiniteLoss {
+        /// Epoch (1-based).
+        epoch: u32,
+        /// Step within the epoch (1-based).
+        step: usize,
+        /// The loss value.
+        value: f32,
+    },
+    /// Writing a run file failed.
+    #[error(transparent)]
+    Run(#[from] toploss_data::run::RunError),
+    /// Saving or loading weights failed.
+    #[error("{path}: weights: {message}")]
+    Weights {
+        /// The weights file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}

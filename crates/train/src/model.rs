@@ -1,0 +1,173 @@
+//! The two classifiers toploss trains: the shallow CNN and an MLP.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
+
+/// Which architecture to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// Three 3x3 convolutions (32, 64, 64 filters) with two 2x2 max-pools, then dense 64 and
+    /// dense K, ReLU throughout: the Keras tutorial network used in the top-loss reports.
+    ShallowCnn,
+    /// Two hidden dense layers (256 and 128 units, ReLU) on the flattened image.
+    Mlp,
+}
+
+impl ModelKind {
+    /// The name used on the command line and in `run.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::ShallowCnn => "shallow-cnn",
+            ModelKind::Mlp => "mlp",
+        }
+    }
+}
+
+/// Input geometry and class count a model is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputSpec {
+    /// Image channels (1 for grayscale, 3 for RGB).
+    pub channels: usize,
+    /// Image height in pixels.
+    pub height: usize,
+    /// Image width in pixels.
+    pub width: usize,
+    /// Number of classes, the width of the logits.
+    pub classes: usize,
+}
+
+/// Kernel size of every convolution in the shallow CNN.
+const KERNEL: usize = 3;
+/// Side of the max-pool windows (and their stride).
+const POOL: usize = 2;
+/// Width of the CNN's hidden dense layer.
+const CNN_DENSE: usize = 64;
+/// Widths of the MLP's hidden layers.
+const MLP_HIDDEN: [usize; 2] = [256, 128];
+
+/// The shallow CNN: conv 32 3x3, max-pool, conv 64 3x3, max-pool, conv 64 3x3, dense 64,
+/// dense K. Valid padding throughout, so a 28x28 input shrinks to 26, 13, 11, 5 and 3.
+#[derive(Module, Debug)]
+pub struct ShallowCnn {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    conv3: Conv2d,
+    pool: MaxPool2d,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// Spatial side after a valid 3x3 convolution.
+fn after_conv(side: usize) -> usize {
+    side.saturating_sub(KERNEL - 1)
+}
+
+/// Spatial side after a 2x2 max-pool with stride 2 (floor, as PyTorch and Keras do).
+fn after_pool(side: usize) -> usize {
+    side / POOL
+}
+
+impl ShallowCnn {
+    /// Smallest input side the three convolutions and two pools accept.
+    pub const MIN_SIDE: usize = 22;
+
+    /// Builds the network with burn's default initialisers on `device`.
+    pub fn new(spec: InputSpec, device: &Device) -> Self {
+        let h = after_conv(after_pool(after_conv(after_pool(after_conv(spec.height)))));
+        let w = after_conv(after_pool(after_conv(after_pool(after_conv(spec.width)))));
+        Self {
+            conv1: Conv2dConfig::new([spec.channels, 32], [KERNEL, KERNEL]).init(device),
+            conv2: Conv2dConfig::new([32, 64], [KERNEL, KERNEL]).init(device),
+            conv3: Conv2dConfig::new([64, 64], [KERNEL, KERNEL]).init(device),
+            pool: MaxPool2dConfig::new([POOL, POOL]).init(),
+            fc1: LinearConfig::new(64 * h * w, CNN_DENSE).init(device),
+            fc2: LinearConfig::new(CNN_DENSE, spec.classes).init(device),
+        }
+    }
+
+    /// Computes the logits.
+    ///
+    /// # Shapes
+    /// - images: `[batch_size, channels, height, width]`
+    /// - output: `[batch_size, classes]`
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = relu(self.conv1.forward(images)); // [b, 32, 26, 26] for 28x28
+        let x = self.pool.forward(x); // [b, 32, 13, 13]
+        let x = relu(self.conv2.forward(x)); // [b, 64, 11, 11]
+        let x = self.pool.forward(x); // [b, 64, 5, 5]
+        let x = relu(self.conv3.forward(x)); // [b, 64, 3, 3]
+        let x: Tensor<2> = x.flatten(1, 3); // [b, 576]
+        let x = relu(self.fc1.forward(x)); // [b, 64]
+        self.fc2.forward(x) // [b, classes]
+    }
+}
+
+/// A multi-layer perceptron on the flattened image.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+    fc3: Linear,
+}
+
+impl Mlp {
+    /// Builds the network with burn's default initialisers on `device`.
+    pub fn new(spec: InputSpec, device: &Device) -> Self {
+        let inputs = spec.channels * spec.height * spec.width;
+        Self {
+            fc1: LinearConfig::new(inputs, MLP_HIDDEN[0]).init(device),
+            fc2: LinearConfig::new(MLP_HIDDEN[0], MLP_HIDDEN[1]).init(device),
+            fc3: LinearConfig::new(MLP_HIDDEN[1], spec.classes).init(device),
+        }
+    }
+
+    /// Computes the logits.
+    ///
+    /// # Shapes
+    /// - images: `[batch_size, channels, height, width]`
+    /// - output: `[batch_size, classes]`
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let x: Tensor<2> = images.flatten(1, 3); // [b, c*h*w]
+        let x = relu(self.fc1.forward(x)); // [b, 256]
+        let x = relu(self.fc2.forward(x)); // [b, 128]
+        self.fc3.forward(x) // [b, classes]
+    }
+}
+
+/// One of the supported architectures, as a single burn module.
+// A run holds one model, so the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum Classifier {
+    /// See [`ShallowCnn`].
+    ShallowCnn(ShallowCnn),
+    /// See [`Mlp`].
+    Mlp(Mlp),
+}
+
+impl Classifier {
+    /// Builds the chosen architecture for `spec` on `device`.
+    pub fn new(kind: ModelKind, spec: InputSpec, device: &Device) -> Self {
+        match kind {
+            ModelKind::ShallowCnn => Classifier::ShallowCnn(ShallowCnn::new(spec, device)),
+            ModelKind::Mlp => Classifier::Mlp(Mlp::new(spec, device)),
+        }
+    }
+
+    /// Computes the logits.
+    ///
+    /// # Shapes
+    /// - images: `[batch_size, channels, height, width]`
+    /// - output: `[batch_size, classes]`
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            Classifier::ShallowCnn(model) => model.forward(images),
+            Classifier::Mlp(model) => model.forward(images),
+        }
+    }
+}
