@@ -42,6 +42,32 @@ pub enum Command {
     /// Train the shallow CNN on the bundled MNIST and show the top losses of every epoch.
     #[command(after_help = EXIT_CODES)]
     Demo(DemoArgs),
+    /// Rank a run's samples by how likely their label is wrong: issues.csv and a grid PNG.
+    #[command(after_help = EXIT_CODES)]
+    Issues(IssuesArgs),
+    /// Rank the samples of your own model's predictions by how likely their label is wrong.
+    #[command(after_help = EXIT_CODES)]
+    Score(ScoreArgs),
+    /// Show the confusion matrix of a run or of a predictions file, as a table and a PNG.
+    #[command(after_help = EXIT_CODES)]
+    Confusion(ConfusionArgs),
+    /// Compare configurations over seeds: test accuracy and test cross-entropy as mean ± sd, a
+    /// table and a PNG.
+    ///
+    /// Runs are grouped into configurations by the `config` in their run.json, ignoring the
+    /// keys that do not change the experiment: seed, seeds, threads, eval_batch_size,
+    /// save_probs, out and overwrite. The dataset counts by its fingerprint, not its path.
+    /// noise_seed does count, because another noise draw is another training set. Each
+    /// configuration is labelled by the keys whose values differ between them.
+    ///
+    /// The table shows, per configuration: the number of seeds; final and best test accuracy
+    /// (%) and final test cross-entropy (nats) as mean ± sample standard deviation (ddof = 1;
+    /// n/a for a single seed); and the difference of the mean final accuracy to the FIRST
+    /// configuration in percentage points, which exceeds the spread when |diff.| > sd(first) +
+    /// sd(this). Configurations stay in the order given and are never ranked by training loss,
+    /// which label smoothing inflates.
+    #[command(after_help = EXIT_CODES)]
+    Compare(CompareArgs),
 }
 
 /// Model choice on the command line.
@@ -58,6 +84,24 @@ impl From<ModelArg> for ModelKind {
         match model {
             ModelArg::ShallowCnn => ModelKind::ShallowCnn,
             ModelArg::Mlp => ModelKind::Mlp,
+        }
+    }
+}
+
+/// `--noise-kind` on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NoiseKindArg {
+    /// The new label is any other class, uniformly.
+    Uniform,
+    /// Class c becomes c+1 mod K.
+    Pair,
+}
+
+impl From<NoiseKindArg> for toploss_data::NoiseKind {
+    fn from(kind: NoiseKindArg) -> Self {
+        match kind {
+            NoiseKindArg::Uniform => toploss_data::NoiseKind::Uniform,
+            NoiseKindArg::Pair => toploss_data::NoiseKind::Pair,
         }
     }
 }
@@ -113,6 +157,31 @@ pub struct TrainingOptions {
     #[arg(long, default_value_t = 0.0, value_name = "EPS")]
     pub label_smoothing: f64,
 
+    /// Corrections file (id,action,new_label,note): give its `relabel` rows their new label
+    /// before training. A file inside a run folder must come from a run on the same dataset.
+    #[arg(long, value_name = "FILE")]
+    pub relabel: Option<PathBuf>,
+
+    /// Corrections file: leave its `discard` rows out of training. They keep their ids and are
+    /// still scored every epoch. May be the same file as --relabel.
+    #[arg(long, value_name = "FILE")]
+    pub discard: Option<PathBuf>,
+
+    /// Flip this share of train labels (0 to 1, e.g. 0.2) before training, to test label-issue
+    /// detection; the flipped ids go to RUN/noise.json.
+    #[arg(long, value_name = "RATE")]
+    pub label_noise: Option<f64>,
+
+    /// How --label-noise picks new labels: uniform (any other class) or pair (class c to
+    /// c+1 mod K).
+    #[arg(long, value_enum, default_value_t = NoiseKindArg::Uniform, requires = "label_noise")]
+    pub noise_kind: NoiseKindArg,
+
+    /// Seed of the --label-noise draw (independent of --seed, so that several training seeds
+    /// see the same noisy labels).
+    #[arg(long, default_value_t = 0, value_name = "S", requires = "label_noise")]
+    pub noise_seed: u64,
+
     /// Use only the first N train samples (ids 0..N), for quick runs.
     #[arg(long, value_name = "N")]
     pub train_limit: Option<usize>,
@@ -124,6 +193,12 @@ pub struct TrainingOptions {
     /// Which epochs keep their N x K probabilities in probs/.
     #[arg(long, value_enum, default_value_t = SaveProbsArg::Last)]
     pub save_probs: SaveProbsArg,
+
+    /// Also train K cross-validation models (stratified by label) and write out-of-fold
+    /// probabilities of the train split to RUN/oof_probs.npy, for confident learning. Costs
+    /// about K-1 extra full trainings.
+    #[arg(long, value_name = "K")]
+    pub folds: Option<usize>,
 
     /// Worker threads for training and evaluation [default: all cores].
     #[arg(long, value_name = "N")]
@@ -146,6 +221,11 @@ pub struct TrainArgs {
     /// deleted).
     #[arg(long)]
     pub overwrite: bool,
+
+    /// Train N runs with seeds S, S+1, ..., S+N-1 (S from --seed) into OUT/seed-S/, for
+    /// `toploss compare`.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seeds: u32,
 
     #[command(flatten)]
     pub training: TrainingOptions,
@@ -222,4 +302,254 @@ pub struct TopArgs {
     /// Print no table, only the paths written.
     #[arg(long)]
     pub no_table: bool,
+}
+
+/// `--method` of `toploss issues`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum IssueMethodArg {
+    /// Confident learning (Northcutt et al. 2021) on RUN/oof_probs.npy when it exists, else on
+    /// the final in-sample probabilities. Score: the --rank-by score, lower = more suspicious.
+    /// Candidates: the samples that --filter flags.
+    ConfidentLearning,
+    /// Area under the margin (Pleiss et al. 2020): the mean in-loop training margin over
+    /// epochs 2..N (train split only). Lower = more suspicious; candidates have AUM < 0.
+    Aum,
+    /// Dataset cartography (Swayamdipta et al. 2020): score = confidence, the mean p(given
+    /// label) over epochs 1..N. Lower = more suspicious; candidates have confidence < 0.5.
+    /// Also writes cartography.csv with confidence, variability and correctness.
+    Cartography,
+    /// Cross-entropy of the epoch. HIGHER = more suspicious; candidates have loss > ln 2, that
+    /// is p(given label) < 0.5.
+    Loss,
+    /// Logit margin of the epoch: logit of the given label minus the largest other logit.
+    /// Lower = more suspicious; candidates have margin < 0 (predicted class != given label).
+    Margin,
+}
+
+/// `--filter` of confident learning; the names follow cleanlab's `filter_by`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum FilterArg {
+    /// For each pair of classes (i, j), flag the estimated number of class-i samples that
+    /// belong to j, those with the largest p_j - p_i (cleanlab's default).
+    PruneByNoiseRate,
+    /// For each class, flag its estimated number of errors, those with the lowest p(given).
+    PruneByClass,
+    /// Flagged by both prune-by-noise-rate and prune-by-class.
+    Both,
+    /// The samples counted off the diagonal of the confident joint.
+    ConfidentLearning,
+    /// The samples whose predicted class differs from the given label.
+    PredictedNeqGiven,
+    /// The estimated number of errors, taken by lowest normalized margin.
+    LowNormalizedMargin,
+    /// The estimated number of errors, taken by lowest self-confidence.
+    LowSelfConfidence,
+}
+
+/// `--rank-by` of confident learning; every score lies in [0, 1], lower = more suspicious.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RankByArg {
+    /// p(given label).
+    SelfConfidence,
+    /// (p(given label) - max p(other class) + 1) / 2.
+    NormalizedMargin,
+    /// Self-confidence divided by the entropy of the row (cleanlab's
+    /// confidence_weighted_entropy).
+    ConfidenceWeightedEntropy,
+}
+
+/// `toploss issues`.
+#[derive(Debug, Args)]
+pub struct IssuesArgs {
+    /// Run folder written by `toploss train`.
+    #[arg(value_name = "RUN")]
+    pub run: PathBuf,
+
+    /// How to score the samples; see the values below for each score's direction.
+    #[arg(long, value_enum)]
+    pub method: IssueMethodArg,
+
+    /// Which samples confident learning flags (only with --method confident-learning).
+    #[arg(long, value_enum, default_value_t = FilterArg::PruneByNoiseRate)]
+    pub filter: FilterArg,
+
+    /// Score that orders the flagged samples (only with --method confident-learning).
+    #[arg(long, value_enum, default_value_t = RankByArg::SelfConfidence)]
+    pub rank_by: RankByArg,
+
+    /// Keep at most N candidates, the most suspicious first [default: every candidate]. The
+    /// grid shows at most 64 of them.
+    #[arg(short, value_name = "N")]
+    pub k: Option<usize>,
+
+    /// Split to score (aum needs train, because the test split has no training margin).
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    pub split: SplitArg,
+
+    /// Epoch, 1-based, or `last`: loss, margin and confident learning use this epoch's
+    /// values; aum and cartography use epochs 1 to N.
+    #[arg(long, default_value = "last", value_name = "N|last")]
+    pub epoch: String,
+
+    /// Output folder for issues.csv and the grid [default: RUN/issues/METHOD].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Write into --out even if it already holds files (files of the same name are replaced,
+    /// nothing else is deleted).
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Read the images from this dataset instead of the path recorded in run.json (its
+    /// fingerprint must match).
+    #[arg(long, value_name = "FORMAT:PATH")]
+    pub data: Option<DatasetSpec>,
+}
+
+/// `--kind` of a predictions file.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum KindArg {
+    /// Probabilities when every row lies in [0, 1] and sums to 1 within 1e-3, else logits.
+    Auto,
+    /// Raw scores before softmax; softmax is applied.
+    Logits,
+    /// Softmax outputs, one distribution per row.
+    Probabilities,
+}
+
+/// `--method` of `toploss score`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ScoreMethodArg {
+    /// Confident learning; see --filter and --rank-by. Score: the --rank-by score, lower =
+    /// more suspicious. Candidates: the samples that --filter flags.
+    ConfidentLearning,
+    /// Cross-entropy. HIGHER = more suspicious; candidates have loss > ln 2, that is
+    /// p(given label) < 0.5.
+    Loss,
+    /// Normalized margin p(given label) - max p(other class), in [-1, 1]. Lower = more
+    /// suspicious; candidates have margin < 0.
+    Margin,
+    /// p(given label), in [0, 1]. Lower = more suspicious; candidates have it < 0.5.
+    SelfConfidence,
+}
+
+/// Predictions and labels from files: shared by `score` and `confusion`.
+#[derive(Debug, Clone, Args)]
+pub struct PredictionFiles {
+    /// N x K logits or probabilities: .npy (float32 or float64, 2-D), .csv (K numbers a row,
+    /// optional header) or .parquet (one list<float> column, or K numeric columns).
+    #[arg(long, value_name = "FILE")]
+    pub predictions: Option<PathBuf>,
+
+    /// N given labels, 0 to K-1: .npy (any integer dtype, 1-D), .csv or .txt (one a line,
+    /// optional header) or .parquet (one integer column, or a column named `label`).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+
+    /// Class names, one a line in label order [default: the dataset's classes with --images,
+    /// else 0 to K-1].
+    #[arg(long, value_name = "FILE")]
+    pub classes: Option<PathBuf>,
+
+    /// Whether --predictions holds logits or probabilities.
+    #[arg(long, value_enum, default_value_t = KindArg::Auto)]
+    pub kind: KindArg,
+}
+
+/// `toploss score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub files: PredictionFiles,
+
+    /// How to score the samples; see the values below for each score's direction.
+    #[arg(long, value_enum, default_value_t = ScoreMethodArg::ConfidentLearning)]
+    pub method: ScoreMethodArg,
+
+    /// Which samples confident learning flags (only with --method confident-learning).
+    #[arg(long, value_enum, default_value_t = FilterArg::PruneByNoiseRate)]
+    pub filter: FilterArg,
+
+    /// Score that orders the flagged samples (only with --method confident-learning).
+    #[arg(long, value_enum, default_value_t = RankByArg::SelfConfidence)]
+    pub rank_by: RankByArg,
+
+    /// Keep at most N candidates, the most suspicious first [default: every candidate]. The
+    /// grid shows at most 64 of them.
+    #[arg(short, value_name = "N")]
+    pub k: Option<usize>,
+
+    /// Dataset whose images the rows belong to (row i = sample id i), for a grid PNG.
+    #[arg(long, value_name = "FORMAT:PATH")]
+    pub images: Option<DatasetSpec>,
+
+    /// Split of --images that the rows belong to.
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    pub split: SplitArg,
+
+    /// Output folder for issues.csv, scores.csv and the grid.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Write into --out even if it already holds files (files of the same name are replaced,
+    /// nothing else is deleted).
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// `toploss confusion`.
+#[derive(Debug, Args)]
+pub struct ConfusionArgs {
+    /// Run folder written by `toploss train`; or pass --predictions and --labels instead.
+    #[arg(value_name = "RUN", conflicts_with = "predictions")]
+    pub run: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub files: PredictionFiles,
+
+    /// Epoch of RUN, 1-based, or `last`.
+    #[arg(long, default_value = "last", value_name = "N|last")]
+    pub epoch: String,
+
+    /// Split of RUN.
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    pub split: SplitArg,
+
+    /// Heat-map PNG to write [default: RUN/confusion/SPLIT-eNN.png; required with
+    /// --predictions].
+    #[arg(long, value_name = "FILE.png")]
+    pub out: Option<PathBuf>,
+
+    /// Most-confused pairs (actual, predicted, count) to list.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub pairs: usize,
+}
+
+/// `toploss compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Run folders written by `toploss train`, or group folders whose subfolders are runs (the
+    /// --out of `train --seeds N`). Runs still training are left out with a warning.
+    #[arg(value_name = "RUN", required = true)]
+    pub runs: Vec<PathBuf>,
+
+    /// PNG of test accuracy and test cross-entropy per epoch: a thin line per run and a
+    /// mean ± sd band per configuration.
+    #[arg(long, default_value = "compare.png", value_name = "FILE.png")]
+    pub out: PathBuf,
+
+    /// Also write the table as CSV, one row per configuration: accuracies in percent,
+    /// cross-entropy in nats, an empty sd for a single seed, and the run folders.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// Print the table in Markdown; the `wrote ...` lines then go to stderr, so that stdout
+    /// holds only the table and its notes.
+    #[arg(long)]
+    pub markdown: bool,
+
+    /// Compare runs trained on different datasets (different fingerprints), which is
+    /// otherwise an error; each dataset then forms its own configurations.
+    #[arg(long)]
+    pub allow_different_data: bool,
 }

@@ -2,8 +2,14 @@
 //! itself lives in the library crates.
 
 mod args;
+mod compare;
+mod confusion;
+mod issues;
+mod noise;
 mod output;
+mod predictions;
 mod progress;
+mod score;
 mod top;
 mod train;
 
@@ -41,5 +47,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::run_train(&args, &ui),
         Command::Top(args) => top::run_top(&args, &ui),
         Command::Demo(args) => train::run_demo(&args, &ui),
+        Command::Issues(args) => issues::run_issues(&args, &ui),
+        Command::Score(args) => score::run_score(&args, &ui),
+        Command::Confusion(args) => confusion::run_confusion(&args, &ui),
+        Command::Compare(args) => compare::run_compare(&args, &ui),
     }
 }

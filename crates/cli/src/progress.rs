@@ -50,13 +50,15 @@ impl EpochBars {
         }
         clear_all();
         let what = match phase {
-            Phase::Training => "train",
-            Phase::EvaluatingTrain => "score train",
-            Phase::EvaluatingTest => "score test",
+            Phase::Training => "train".to_string(),
+            Phase::EvaluatingTrain => "score train".to_string(),
+            Phase::EvaluatingTest => "score test".to_string(),
+            Phase::TrainingFold(fold, folds) => format!("fold {fold}/{folds} train"),
+            Phase::PredictingFold(fold, folds) => format!("fold {fold}/{folds} predict"),
         };
         let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(
-            "epoch {prefix} {msg:<11} [{bar:30}] {pos:>6}/{len} img  {per_sec:>12}  eta {eta}",
+            "epoch {prefix} {msg:<18} [{bar:30}] {pos:>6}/{len} img  {per_sec:>12}  eta {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");

@@ -110,7 +110,7 @@ pub fn render_top(
     })
 }
 
-fn format_value(value: f32) -> String {
+pub(crate) fn format_value(value: f32) -> String {
     if value.is_nan() {
         "NaN".to_string()
     } else if value.is_infinite() {
@@ -170,7 +170,7 @@ pub fn write_csv(path: &Path, ranking: &Ranking, rows: &SplitDynamics) -> anyhow
 }
 
 /// Parses `--epoch N|last` against the epochs the run finished.
-fn resolve_epoch(value: &str, info: &RunInfo, run: &Path) -> anyhow::Result<u32> {
+pub(crate) fn resolve_epoch(value: &str, info: &RunInfo, run: &Path) -> anyhow::Result<u32> {
     let Some(last) = info.last_epoch() else {
         bail!(
             "{} has no finished epoch yet; wait for the first epoch of training to end",
@@ -213,7 +213,7 @@ pub fn resolve_class(value: &str, classes: &[String]) -> anyhow::Result<u32> {
 }
 
 /// Loads the run's dataset, from `--data` or the path in run.json, and checks its fingerprint.
-fn load_run_dataset(
+pub(crate) fn load_run_dataset(
     info: &RunInfo,
     run: &Path,
     data: Option<&DatasetSpec>,

@@ -5,14 +5,17 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use toploss_data::run::{
-    DYNAMICS_PARQUET, DatasetInfo, Dynamics, EpochMetrics, ModelInfo, RunInfo, RunStatus,
-    SplitName, prepare_output_dir,
+    DYNAMICS_PARQUET, DatasetInfo, Dynamics, EpochMetrics, ModelInfo, NOISE_JSON, OOF_PROBS_NPY,
+    RUN_JSON, RunInfo, RunStatus, SplitName, prepare_output_dir, write_atomic, write_npy_f32,
 };
-use toploss_data::{Dataset, DatasetFormat, DatasetSpec, load};
+use toploss_data::{
+    Corrections, Dataset, DatasetFormat, DatasetSpec, LabelNoise, inject_label_noise, load,
+    read_corrections,
+};
 use toploss_report::EpochPoint;
 use toploss_train::{
     EpochResult, InputSpec, ModelKind, Observer, Phase, Recorder, ShallowCnn, SplitTensors,
-    TrainConfig, TrainData, fit,
+    TrainConfig, TrainData, fit, out_of_fold_probs,
 };
 
 use crate::args::{DemoArgs, TrainArgs, TrainingOptions};
@@ -25,27 +28,79 @@ const DEMO_TABLE_ROWS: usize = 10;
 
 /// Runs `toploss train`.
 pub fn run_train(args: &TrainArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    set_threads(args.training.threads)?;
     let dataset = load(&args.data).with_context(|| format!("cannot load dataset {}", args.data))?;
-    let outcome = train_run(
-        dataset,
-        &args.data,
-        &args.out,
-        args.overwrite,
-        &args.training,
-        ui,
-    )?;
-    println!(
-        "wrote {} ({} epochs, test accuracy {:.2}%)",
-        outcome.dir.display(),
-        outcome.info.epochs.len(),
-        outcome.final_metrics().test_accuracy * 100.0
-    );
-    println!("next: toploss top {} -k 16", outcome.dir.display());
+    if args.seeds == 0 {
+        bail!("invalid --seeds 0: expected at least 1");
+    }
+    if args.seeds == 1 {
+        let outcome = train_run(
+            dataset,
+            &args.data,
+            &args.out,
+            args.overwrite,
+            &args.training,
+            ui,
+        )?;
+        println!(
+            "wrote {} ({} epochs, test accuracy {:.2}%)",
+            outcome.dir.display(),
+            outcome.info.epochs.len(),
+            outcome.final_metrics().test_accuracy * 100.0
+        );
+        println!("next: toploss top {} -k 16", outcome.dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // A group of runs, one per seed, in OUT/seed-S/.
+    prepare_output_dir(&args.out, args.overwrite)?;
+    let first = args.training.seed;
+    for seed in first..first + u64::from(args.seeds) {
+        let options = TrainingOptions {
+            seed,
+            ..args.training.clone()
+        };
+        let out = args.out.join(format!("seed-{seed}"));
+        ui.status(&format!(
+            "== seed {seed} ({} of {})",
+            seed - first + 1,
+            args.seeds
+        ));
+        let outcome = train_run(
+            dataset.clone(),
+            &args.data,
+            &out,
+            args.overwrite,
+            &options,
+            ui,
+        )?;
+        println!(
+            "wrote {} (seed {seed}, test accuracy {:.2}%)",
+            outcome.dir.display(),
+            outcome.final_metrics().test_accuracy * 100.0
+        );
+    }
+    println!("next: toploss compare {}", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sizes the global thread pool that burn's CPU backend and the scorers share.
+fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    let Some(threads) = threads else {
+        return Ok(());
+    };
+    if threads == 0 {
+        bail!("invalid --threads 0: expected at least 1");
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("cannot set up the thread pool")
 }
 
 /// Runs `toploss demo`: train on bundled MNIST, a grid per epoch, a table of the top 10.
 pub fn run_demo(args: &DemoArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    set_threads(args.training.threads)?;
     let data_dir = match &args.data {
         Some(dir) => dir.clone(),
         None => bundled_mnist()?,
@@ -171,6 +226,7 @@ fn config_json(
     options: &TrainingOptions,
     config: &TrainConfig,
     spec: &DatasetSpec,
+    overlays: &Overlays,
 ) -> serde_json::Value {
     serde_json::json!({
         "data": spec.to_string(),
@@ -185,6 +241,14 @@ fn config_json(
         "test_limit": options.test_limit,
         "save_probs": toploss_train::SaveProbs::from(options.save_probs),
         "threads": options.threads,
+        "folds": options.folds,
+        "relabel": options.relabel.as_ref().map(|path| path.display().to_string()),
+        "relabelled": overlays.relabelled,
+        "discard": options.discard.as_ref().map(|path| path.display().to_string()),
+        "discarded": overlays.excluded.iter().filter(|&&excluded| excluded).count(),
+        "label_noise": options.label_noise,
+        "noise_kind": options.label_noise.map(|_| toploss_data::NoiseKind::from(options.noise_kind)),
+        "noise_seed": options.label_noise.map(|_| options.noise_seed),
     })
 }
 
@@ -198,15 +262,6 @@ pub fn train_run(
     ui: &Ui,
 ) -> anyhow::Result<TrainOutcome> {
     // Config
-    if let Some(threads) = options.threads {
-        if threads == 0 {
-            bail!("invalid --threads 0: expected at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .context("cannot set up the thread pool")?;
-    }
     let config = TrainConfig {
         model: ModelKind::from(options.model),
         epochs: options.epochs,
@@ -227,6 +282,7 @@ pub fn train_run(
         check_limit("--test-limit", limit, dataset.test.len())?;
         dataset.test.truncate(limit);
     }
+    let overlays = apply_overlays(&mut dataset, options)?;
     let shape = dataset.train.shape;
     let input = InputSpec {
         channels: shape.channels,
@@ -251,7 +307,7 @@ pub fn train_run(
         toploss_version: env!("CARGO_PKG_VERSION").to_string(),
         status: RunStatus::Running,
         classes: dataset.classes.clone(),
-        config: config_json(options, &config, spec),
+        config: config_json(options, &config, spec, &overlays),
         dataset: DatasetInfo {
             format: dataset.format.name().to_string(),
             path: spec.path.display().to_string(),
@@ -269,6 +325,12 @@ pub fn train_run(
         epochs: Vec::new(),
     };
     let recorder = Recorder::new(out, info, options.save_probs.into())?;
+    if let Some(noise) = &overlays.noise {
+        let path = out.join(NOISE_JSON);
+        write_atomic(&path, |file| {
+            serde_json::to_writer(&mut *file, noise).map_err(std::io::Error::other)
+        })?;
+    }
 
     // Training
     ui.status(&format!(
@@ -284,7 +346,7 @@ pub fn train_run(
     let data = TrainData {
         train: SplitTensors::from_u8(&dataset.train.images, dataset.train.labels.clone()),
         test: SplitTensors::from_u8(&dataset.test.images, dataset.test.labels.clone()),
-        excluded: vec![false; dataset.train.len()],
+        excluded: overlays.excluded.clone(),
         input,
     };
     drop(dataset);
@@ -299,10 +361,108 @@ pub fn train_run(
     let model = model?;
     observer.recorder.finish(&model)?;
 
+    // Cross-validation, after the main run so that its results are on disk first.
+    if let Some(folds) = options.folds {
+        ui.status(&format!(
+            "training {folds} cross-validation models for out-of-fold probabilities"
+        ));
+        let (probs, _) = out_of_fold_probs(&config, &data, folds, &mut observer)?;
+        clear_all();
+        let path = out.join(OOF_PROBS_NPY);
+        write_npy_f32(&path, &probs, data.train.len(), input.classes)?;
+        ui.status(&format!("wrote {}", path.display()));
+    }
+
     Ok(TrainOutcome {
         dir: out.to_path_buf(),
         info: observer.recorder.info().clone(),
     })
+}
+
+/// Label changes and exclusions applied to the train split before training.
+struct Overlays {
+    /// Synthetic noise, when --label-noise was given.
+    noise: Option<LabelNoise>,
+    /// Labels changed by --relabel.
+    relabelled: usize,
+    /// Train ids left out of training by --discard.
+    excluded: Vec<bool>,
+}
+
+/// Applies --label-noise, then --relabel, then --discard to the train split. Noise comes first
+/// because it simulates a dataset that arrived noisy; corrections are fixes made afterwards.
+fn apply_overlays(dataset: &mut Dataset, options: &TrainingOptions) -> anyhow::Result<Overlays> {
+    let classes = dataset.classes.len();
+    let train_len = dataset.train.len();
+    let noise = match options.label_noise {
+        Some(rate) => Some(inject_label_noise(
+            &mut dataset.train.labels,
+            classes,
+            rate,
+            options.noise_kind.into(),
+            options.noise_seed,
+        )?),
+        None => None,
+    };
+
+    let mut relabelled = 0;
+    if let Some(path) = &options.relabel {
+        let corrections = read_checked_corrections(path, dataset)?;
+        relabelled = dataset
+            .train
+            .apply_relabels(&corrections.relabel)
+            .with_context(|| format!("cannot apply {}", path.display()))?;
+        if corrections.relabel.is_empty() {
+            tracing::warn!(
+                "{} has no relabel rows; --relabel changes nothing",
+                path.display()
+            );
+        }
+    }
+
+    let mut excluded = vec![false; train_len];
+    if let Some(path) = &options.discard {
+        let corrections = read_checked_corrections(path, dataset)?;
+        for &id in &corrections.discard {
+            excluded[id as usize] = true;
+        }
+        if corrections.discard.is_empty() {
+            tracing::warn!(
+                "{} has no discard rows; --discard changes nothing",
+                path.display()
+            );
+        }
+    }
+    Ok(Overlays {
+        noise,
+        relabelled,
+        excluded,
+    })
+}
+
+/// Reads a corrections file and, when it sits in a run folder, checks that the run was trained
+/// on the same dataset files.
+fn read_checked_corrections(path: &Path, dataset: &Dataset) -> anyhow::Result<Corrections> {
+    let run_dir = path.parent().unwrap_or(Path::new("."));
+    if run_dir.join(RUN_JSON).is_file() {
+        let info = RunInfo::read(run_dir)?;
+        if info.dataset.fingerprint != dataset.fingerprint {
+            bail!(
+                "{} belongs to run {}, trained on {} (fingerprint {}), but --data is {} (fingerprint {}); its ids would point at other images",
+                path.display(),
+                run_dir.display(),
+                info.dataset.path,
+                info.dataset.fingerprint,
+                dataset.path.display(),
+                dataset.fingerprint
+            );
+        }
+    }
+    Ok(read_corrections(
+        path,
+        &dataset.classes,
+        dataset.train.len(),
+    )?)
 }
 
 fn check_limit(flag: &str, limit: usize, available: usize) -> anyhow::Result<()> {

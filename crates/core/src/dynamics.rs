@@ -147,6 +147,53 @@ pub fn cartography<T: Real>(
     })
 }
 
+/// Returns each sample's most frequent predicted class over the epochs given; a tie goes to
+/// the tied class predicted in the latest epoch, because the later model is the better one.
+///
+/// This is the suggested label of the training-dynamics methods (AUM, cartography).
+///
+/// # Shapes
+/// `predicted_per_epoch`: `E` arrays of `N` each, in epoch order. Returns `N` classes.
+///
+/// # Errors
+/// [`Error::NoEpochs`] if `E = 0`, [`Error::LengthMismatch`] if the epochs differ in length,
+/// [`Error::LabelOutOfRange`] if a class is not below `num_classes`.
+pub fn most_frequent_class(predicted_per_epoch: &[&[u32]], num_classes: usize) -> Result<Vec<u32>> {
+    let Some(first) = predicted_per_epoch.first() else {
+        return Err(Error::NoEpochs {
+            method: "most_frequent_class",
+        });
+    };
+    let n = first.len();
+    for epoch in predicted_per_epoch {
+        check::same_len(
+            "predictions of an epoch",
+            epoch.len(),
+            "predictions of epoch 1",
+            n,
+        )?;
+        check::labels("predicted label", epoch, num_classes)?;
+    }
+
+    Ok((0..n)
+        .into_par_iter()
+        .map(|id| {
+            let mut counts = vec![0usize; num_classes];
+            for epoch in predicted_per_epoch {
+                counts[epoch[id] as usize] += 1;
+            }
+            let most = counts.iter().copied().max().unwrap_or(0);
+            // Walk back from the last epoch: the first class with the top count wins.
+            predicted_per_epoch
+                .iter()
+                .rev()
+                .map(|epoch| epoch[id])
+                .find(|&class| counts[class as usize] == most)
+                .unwrap_or(first[id])
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +277,35 @@ mod tests {
                 method: "cartography"
             }
         );
+    }
+
+    #[test]
+    fn most_frequent_class_breaks_ties_by_latest() {
+        // Sample 0: [2, 1, 2] -> 2 twice. Sample 1: [0, 1] then 1 -> 1 twice.
+        // Sample 2: [0, 0, 1] -> 0 twice. Sample 3: [1, 2, 0] -> a three-way tie; epoch 3 says 0.
+        let epochs: [&[u32]; 3] = [&[2, 0, 0, 1], &[1, 1, 0, 2], &[2, 1, 1, 0]];
+        assert_eq!(most_frequent_class(&epochs, 3).unwrap(), vec![2, 1, 0, 0]);
+    }
+
+    #[test]
+    fn most_frequent_class_rejects_bad_input() {
+        assert!(matches!(
+            most_frequent_class(&[], 3).unwrap_err(),
+            Error::NoEpochs { .. }
+        ));
+        let out_of_range: [&[u32]; 1] = [&[0, 3]];
+        assert!(matches!(
+            most_frequent_class(&out_of_range, 3).unwrap_err(),
+            Error::LabelOutOfRange {
+                id: 1,
+                label: 3,
+                ..
+            }
+        ));
+        let ragged: [&[u32]; 2] = [&[0, 1], &[0]];
+        assert!(matches!(
+            most_frequent_class(&ragged, 3).unwrap_err(),
+            Error::LengthMismatch { .. }
+        ));
     }
 }

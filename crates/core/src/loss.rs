@@ -186,6 +186,37 @@ pub fn looks_like_probabilities<T: Real>(values: &[T], num_classes: usize) -> bo
     })
 }
 
+/// Returns whether probabilities look like a softmax applied twice: `K >= 2`, at least
+/// [`DOUBLE_SOFTMAX_MIN_SAMPLES`] rows, and every value inside the only range that softmax of
+/// values in `[0, 1]` can produce, `[1 / (1 + (K - 1) e), e / (e + K - 1)]`.
+///
+/// Softmax of a probability row gives `p_j = e^{x_j} / sum_k e^{x_k}` with every `x` in
+/// `[0, 1]`, so `p_j` is smallest when `x_j = 0` and every other `x` is 1, and largest in the
+/// opposite case. For 10 classes that range is `[0.039, 0.232]` and every loss falls in
+/// `[1.46, 2.46]`. A real model puts a value outside the range in at least one row of a
+/// few dozen, which is why a minimum row count applies. Returns `false` for a length that is
+/// not a multiple of `num_classes`.
+///
+/// # Shapes
+/// `probs`: `N x K`.
+pub fn looks_like_double_softmax<T: Real>(probs: &[T], num_classes: usize) -> bool {
+    if num_classes < 2 || !probs.len().is_multiple_of(num_classes) {
+        return false;
+    }
+    if probs.len() / num_classes < DOUBLE_SOFTMAX_MIN_SAMPLES {
+        return false;
+    }
+    let e = std::f64::consts::E;
+    let others = (num_classes - 1) as f64;
+    let low = 1.0 / (1.0 + others * e);
+    let high = e / (e + others);
+    probs.par_iter().all(|p| (low..=high).contains(&p.to_f64()))
+}
+
+/// Fewest rows on which [`looks_like_double_softmax`] reports anything: with only a handful
+/// of rows, an honestly uncertain model can stay inside the squeezed range by chance.
+pub const DOUBLE_SOFTMAX_MIN_SAMPLES: usize = 20;
+
 /// Returns the maximum of a row: NaN if any value is NaN, `-inf` for an empty row.
 fn row_max<T: Real>(row: &[T]) -> f64 {
     let mut max = f64::NEG_INFINITY;
@@ -370,6 +401,31 @@ mod tests {
         assert!(!looks_like_probabilities(&[-0.2_f32, 1.2], 2));
         assert!(!looks_like_probabilities(&[0.7_f32, 0.8], 2));
         assert!(!looks_like_probabilities::<f32>(&[], 2));
+    }
+
+    #[test]
+    fn double_softmax_detected_on_squeezed_rows() {
+        // 20 rows of softmax(softmax(logits)) for 3 classes lie in
+        // [1 / (1 + 2e), e / (e + 2)] = [0.1554, 0.5761].
+        let mut probs = Vec::new();
+        for i in 0..DOUBLE_SOFTMAX_MIN_SAMPLES {
+            let logits = [10.0 + i as f64, 0.0, -3.0];
+            probs.extend(softmax(&softmax(&logits, 3).unwrap(), 3).unwrap());
+        }
+        assert!(looks_like_double_softmax(&probs, 3));
+
+        // One confident row (p = 0.9 > 0.5761) is enough to rule it out.
+        probs[0..3].copy_from_slice(&[0.9, 0.05, 0.05]);
+        assert!(!looks_like_double_softmax(&probs, 3));
+    }
+
+    #[test]
+    fn double_softmax_needs_enough_rows() {
+        // Three squeezed rows are too few to tell from an uncertain model.
+        let probs = [0.4_f32, 0.3, 0.3, 0.3, 0.4, 0.3, 0.3, 0.3, 0.4];
+        assert!(!looks_like_double_softmax(&probs, 3));
+        assert!(!looks_like_double_softmax(&probs, 1));
+        assert!(!looks_like_double_softmax(&probs[..8], 3));
     }
 
     #[test]

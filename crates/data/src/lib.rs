@@ -41,4 +41,9 @@ pub mod idx;
 pub use corrections::{Action, Correction, Corrections, read_corrections, write_corrections};
 pub use dataset::{Dataset, DatasetFormat, DatasetSpec, ImageShape, Split, load};
 pub use error::Error;
+pub mod noise;
 pub mod run;
+mod shuffle;
+
+pub use noise::{LabelNoise, NoiseError, NoiseKind, inject_label_noise};
+pub use shuffle::Shuffler;

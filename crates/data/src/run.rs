@@ -27,6 +27,10 @@ pub const RUN_JSON: &str = "run.json";
 pub const DYNAMICS_PARQUET: &str = "dynamics.parquet";
 /// Folder of per-epoch probability arrays.
 pub const PROBS_DIR: &str = "probs";
+/// File name of the out-of-fold probabilities (`train --folds K`).
+pub const OOF_PROBS_NPY: &str = "oof_probs.npy";
+/// File name of the injected label noise (`train --label-noise`).
+pub const NOISE_JSON: &str = "noise.json";
 /// File name of the final weights.
 pub const MODEL_SAFETENSORS: &str = "model.safetensors";
 

@@ -66,6 +66,18 @@ pub enum Error {
         height: usize,
     },
 
+    /// A confusion matrix whose counts do not match its class names.
+    #[error(
+        "the confusion matrix has {counts} counts for {classes} class names; pass K x K counts \
+         (row = actual class, column = predicted class) and at least one class name"
+    )]
+    ConfusionShape {
+        /// Number of counts passed.
+        counts: usize,
+        /// Number of class names passed.
+        classes: usize,
+    },
+
     /// `write_curves_png` received no epoch points.
     #[error("no epochs to plot: pass at least one epoch point")]
     NoEpochs,

@@ -3,6 +3,9 @@
 //! - [`grid`]: a grid of the highest-loss samples, each tile showing the image and its
 //!   `predicted / actual` class names, loss, p(predicted), p(actual) and id.
 //! - [`plot`]: per-epoch train and test cross-entropy and test accuracy.
+//! - [`confusion`]: a confusion-matrix heat map with counts in the cells.
+//! - [`compare`]: test accuracy and test cross-entropy of several configurations over seeds,
+//!   with a mean ± sd band per configuration.
 //!
 //! Text is drawn with DejaVu Sans, which is embedded in the binary, so no system font is
 //! needed. Every PNG is written atomically: encoded into a temporary file in the target folder,
@@ -29,6 +32,8 @@
 
 #![deny(missing_docs)]
 
+pub mod compare;
+pub mod confusion;
 mod error;
 mod font;
 pub mod grid;
@@ -37,6 +42,8 @@ mod plot_text;
 mod png;
 mod text;
 
+pub use compare::{ConfigSeries, RunPoint, Spread, spread, write_compare_png};
+pub use confusion::{render_confusion, write_confusion_png};
 pub use error::Error;
 pub use grid::{
     GridGeometry, Tile, TileImage, grid_geometry, grid_layout, render_grid, write_grid_png,

@@ -138,6 +138,10 @@ pub enum Phase {
     EvaluatingTrain,
     /// Evaluation pass over the test split.
     EvaluatingTest,
+    /// Gradient steps of cross-validation fold `.0` of `.1` (1-based).
+    TrainingFold(usize, usize),
+    /// Predicting the held-out samples of fold `.0` of `.1` (1-based).
+    PredictingFold(usize, usize),
 }
 
 /// Receives progress and results; the CLI draws bars, the recorder writes files.
@@ -198,9 +202,133 @@ pub fn fit(
     observer: &mut dyn Observer,
 ) -> Result<Classifier, Error> {
     config.validate()?;
+    let trained_ids: Vec<usize> = (0..data.train.len())
+        .filter(|&id| !data.excluded.get(id).copied().unwrap_or(false))
+        .collect();
+    run_epochs(config, data, trained_ids, None, observer)
+}
+
+/// The seed offset of fold `f`'s model, so that folds start from different weights.
+const FOLD_SEED_STEP: u64 = 1_000_003;
+
+/// Assigns each train id to one of `folds` folds, stratified by label: the ids of each class
+/// are shuffled with `seed` and dealt out in turn, so every fold gets within one sample of
+/// its share of every class.
+pub fn stratified_folds(labels: &[u32], folds: usize, seed: u64) -> Vec<usize> {
+    let classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (id, &label) in labels.iter().enumerate() {
+        by_class[label as usize].push(id);
+    }
+    let mut shuffler = Shuffler::new(seed ^ 0x5EED_F01D);
+    let mut assignment = vec![0; labels.len()];
+    let mut next = 0;
+    for ids in &mut by_class {
+        shuffler.shuffle(ids);
+        for &id in ids.iter() {
+            assignment[id] = next % folds;
+            next += 1;
+        }
+    }
+    assignment
+}
+
+/// Out-of-fold probabilities of the train split by stratified `folds`-fold cross-validation.
+///
+/// For each fold a fresh model (seeded with `seed + f * 1000003`) trains for `config.epochs`
+/// epochs on the other folds, then predicts the held-out fold, so every train sample's row comes
+/// from a model that never trained on it. Discarded ids never train, but still get a row.
+///
+/// Returns `N x K` probabilities, row-major, row `i` for train id `i`, and the fold of each id.
+pub fn out_of_fold_probs(
+    config: &TrainConfig,
+    data: &TrainData,
+    folds: usize,
+    observer: &mut dyn Observer,
+) -> Result<(Vec<f32>, Vec<usize>), Error> {
+    config.validate()?;
+    if folds < 2 || folds > data.train.len() {
+        return Err(Error::InvalidConfig {
+            flag: "--folds",
+            value: folds.to_string(),
+            expected: "at least 2 and at most the number of train samples",
+        });
+    }
+    let input = data.input;
+    let assignment = stratified_folds(&data.train.labels, folds, config.seed);
+    let mut probs = vec![0.0; data.train.len() * input.classes];
+
+    for fold in 0..folds {
+        let trained_ids: Vec<usize> = (0..data.train.len())
+            .filter(|&id| assignment[id] != fold)
+            .filter(|&id| !data.excluded.get(id).copied().unwrap_or(false))
+            .collect();
+        let fold_config = TrainConfig {
+            seed: config.seed.wrapping_add(FOLD_SEED_STEP * (fold as u64 + 1)),
+            ..config.clone()
+        };
+        let model = run_epochs(
+            &fold_config,
+            data,
+            trained_ids,
+            Some((fold, folds)),
+            observer,
+        )?;
+
+        // Predict the held-out ids.
+        let held_out: Vec<usize> = (0..data.train.len())
+            .filter(|&id| assignment[id] == fold)
+            .collect();
+        let pixels = input.channels * input.height * input.width;
+        let mut subset = SplitTensors {
+            images: Vec::with_capacity(held_out.len() * pixels),
+            labels: Vec::with_capacity(held_out.len()),
+        };
+        for &id in &held_out {
+            subset
+                .images
+                .extend_from_slice(&data.train.images[id * pixels..(id + 1) * pixels]);
+            subset.labels.push(data.train.labels[id]);
+        }
+        observer.phase_started(
+            config.epochs,
+            Phase::PredictingFold(fold + 1, folds),
+            held_out.len(),
+        );
+        let eval = evaluate(
+            &model,
+            &subset,
+            input,
+            config.eval_batch_size,
+            &Device::flex(),
+            |done| observer.progress(done),
+        );
+        for (row, &id) in held_out.iter().enumerate() {
+            let k = input.classes;
+            probs[id * k..(id + 1) * k].copy_from_slice(&eval.probs[row * k..(row + 1) * k]);
+        }
+    }
+    Ok((probs, assignment))
+}
+
+/// Runs `config.epochs` epochs of gradient steps over `trained_ids`.
+///
+/// For the main run (`fold` is `None`), every epoch ends with an evaluation pass over both
+/// splits whose results go to `observer.epoch_finished`. A cross-validation fold
+/// (`Some((fold, folds))`) skips those passes and only reports progress.
+fn run_epochs(
+    config: &TrainConfig,
+    data: &TrainData,
+    trained_ids: Vec<usize>,
+    fold: Option<(usize, usize)>,
+    observer: &mut dyn Observer,
+) -> Result<Classifier, Error> {
     let input = data.input;
     let shape = [input.channels, input.height, input.width];
     let pixels = shape.iter().product::<usize>();
+    if trained_ids.is_empty() {
+        return Err(Error::NothingToTrain);
+    }
 
     // Model
     let device = Device::flex().autodiff();
@@ -208,22 +336,20 @@ pub fn fit(
     let mut model = Classifier::new(config.model, input, &device);
     let mut optimizer = AdamConfig::new().init();
 
-    // Data: the ids that take part in gradient steps.
-    let trained_ids: Vec<usize> = (0..data.train.len())
-        .filter(|&id| !data.excluded.get(id).copied().unwrap_or(false))
-        .collect();
-    if trained_ids.is_empty() {
-        return Err(Error::NothingToTrain);
-    }
+    // Data
     let mut shuffler = Shuffler::new(config.seed);
-    let mut order = trained_ids.clone();
+    let mut order = trained_ids;
     let mut batch_images = Vec::with_capacity(config.batch_size * pixels);
     let mut batch_labels = Vec::with_capacity(config.batch_size);
 
     for epoch in 1..=config.epochs {
         let started = Instant::now();
         shuffler.shuffle(&mut order);
-        observer.phase_started(epoch, Phase::Training, order.len());
+        let phase = match fold {
+            Some((fold, folds)) => Phase::TrainingFold(fold + 1, folds),
+            None => Phase::Training,
+        };
+        observer.phase_started(epoch, phase, order.len());
 
         let mut train_margin = vec![None; data.train.len()];
         let mut objective_sum = 0.0;
@@ -270,6 +396,9 @@ pub fn fit(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(config.learning_rate, model, grads);
             observer.progress((step * config.batch_size + ids.len()).min(order.len()));
+        }
+        if fold.is_some() {
+            continue;
         }
 
         // Evaluation pass without autodiff, over every sample in id order.
@@ -335,6 +464,24 @@ mod tests {
         //   label_smoothing=0.3) = 0.9031
         let loss = loss_of([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]], &[0, 2], 0.3);
         assert!((loss - 0.903109).abs() < 1e-5, "{loss}");
+    }
+
+    #[test]
+    fn folds_are_stratified_and_balanced() {
+        // 3 classes with 10, 7 and 4 samples, 3 folds.
+        let labels: Vec<u32> = [vec![0; 10], vec![1; 7], vec![2; 4]].concat();
+        let assignment = stratified_folds(&labels, 3, 5);
+        for class in 0..3 {
+            let mut sizes = [0usize; 3];
+            for (id, &label) in labels.iter().enumerate() {
+                if label == class {
+                    sizes[assignment[id]] += 1;
+                }
+            }
+            let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(max - min <= 1, "class {class}: fold sizes {sizes:?}");
+        }
+        assert_eq!(assignment, stratified_folds(&labels, 3, 5));
     }
 
     #[test]

@@ -15,17 +15,17 @@ mod eval;
 mod fit;
 mod model;
 mod recorder;
-mod shuffle;
 
 use std::path::PathBuf;
 
 pub use eval::{SampleResult, SplitEval, evaluate, margins, sample_from_logits};
 pub use fit::{
-    EpochResult, Observer, Phase, SplitTensors, TrainConfig, TrainData, fit, smoothed_cross_entropy,
+    EpochResult, Observer, Phase, SplitTensors, TrainConfig, TrainData, fit, out_of_fold_probs,
+    smoothed_cross_entropy, stratified_folds,
 };
 pub use model::{Classifier, InputSpec, Mlp, ModelKind, ShallowCnn};
 pub use recorder::{Recorder, SaveProbs, load_weights, save_weights};
-pub use shuffle::Shuffler;
+pub use toploss_data::Shuffler;
 
 /// Errors of training and recording.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! Seeded shuffling of training ids.
 
-/// A small seeded generator (SplitMix64) for the per-epoch shuffle.
+/// A small seeded generator (SplitMix64) for the per-epoch shuffle, fold assignment and
+/// synthetic label noise.
 ///
 /// Kept in-crate so that the order of samples, and with it every recorded loss, does not
 /// change when a dependency's random number generator changes its algorithm.
@@ -26,7 +27,7 @@ impl Shuffler {
 
     /// Uniform integer in `0..bound` by Lemire's multiply-shift (bias below 2^-32 for the
     /// sizes of image datasets).
-    fn below(&mut self, bound: usize) -> usize {
+    pub fn below(&mut self, bound: usize) -> usize {
         ((u128::from(self.next_u64()) * bound as u128) >> 64) as usize
     }
 

@@ -1,0 +1,191 @@
+//! `train --relabel`, `--discard`, `--label-noise` and `--seeds` on the bundled MNIST.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use toploss_data::run::{DYNAMICS_PARQUET, Dynamics, RunInfo, SplitName};
+
+fn bundled_mnist() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
+    format!("mnist:{}", dir.display())
+}
+
+/// Flags of a run small enough for a test: 1 epoch, 500 train and 50 test images, the MLP.
+const SMALL: [&str; 8] = [
+    "--epochs",
+    "1",
+    "--train-limit",
+    "500",
+    "--test-limit",
+    "50",
+    "--model",
+    "mlp",
+];
+
+fn train(out: &Path, extra: &[&str]) -> (i32, String) {
+    let output = Command::cargo_bin("toploss")
+        .unwrap()
+        .args(["-q", "train", "--data", &bundled_mnist(), "--out"])
+        .arg(out)
+        .args(SMALL)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn train_rows(out: &Path) -> toploss_data::run::SplitDynamics {
+    let dynamics =
+        Dynamics::read(&out.join(DYNAMICS_PARQUET), Some(1), Some(SplitName::Train)).unwrap();
+    dynamics.get(1, SplitName::Train).unwrap().clone()
+}
+
+#[test]
+fn relabel_and_discard_from_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // MNIST train ids 0..3 are labelled 5, 0, 4, 1.
+    let corrections = dir.path().join("corrections.csv");
+    std::fs::write(
+        &corrections,
+        "id,action,new_label,note\n0,relabel,3,looks like a 3\n1,relabel,7,\n2,discard,,smudge\n3,discard,,\n4,keep,,\n",
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let file = corrections.display().to_string();
+    let (code, stderr) = train(&out, &["--relabel", &file, "--discard", &file]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let rows = train_rows(&out);
+    assert_eq!(&rows.label[..5], &[3, 7, 4, 1, 9]);
+    // Discarded ids never trained (no in-loop margin) but are still scored.
+    assert_eq!(rows.train_margin[2], None);
+    assert_eq!(rows.train_margin[3], None);
+    assert!(rows.train_margin[0].is_some());
+    assert!(rows.loss[2].is_finite());
+    assert_eq!(rows.len(), 500);
+
+    let info = RunInfo::read(&out).unwrap();
+    assert_eq!(info.config["relabelled"], 2);
+    assert_eq!(info.config["discarded"], 2);
+}
+
+#[test]
+fn bad_correction_lines_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "id,action,new_label,note\n1,keep,,\n900,discard,,\n",
+            "line 3",
+            "900",
+        ),
+        (
+            "id,action,new_label,note\n1,relabel,eleven,\n",
+            "line 2",
+            "eleven",
+        ),
+        (
+            "id,action,new_label,note\n5,discard,,\n5,keep,,\n",
+            "line 3",
+            "line 2",
+        ),
+    ];
+    for (index, (text, line, value)) in cases.into_iter().enumerate() {
+        let file = dir.path().join(format!("bad{index}.csv"));
+        std::fs::write(&file, text).unwrap();
+        let out = dir.path().join(format!("run{index}"));
+        let (code, stderr) = train(&out, &["--discard", &file.display().to_string()]);
+        assert_eq!(code, 1, "{text}");
+        assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+        assert!(stderr.contains(line), "{text}: {stderr}");
+        assert!(stderr.contains(value), "{text}: {stderr}");
+        assert!(!out.join("run.json").exists(), "nothing trained for {text}");
+    }
+}
+
+#[test]
+fn corrections_from_a_run_on_other_data_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("old-run");
+    let (code, stderr) = train(&run, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Pretend the old run was trained on other files.
+    let mut info = RunInfo::read(&run).unwrap();
+    info.dataset.fingerprint = "sha256:0000".into();
+    info.write(&run).unwrap();
+    let corrections = run.join("corrections.csv");
+    std::fs::write(&corrections, "id,action,new_label,note\n1,discard,,\n").unwrap();
+
+    let (code, stderr) = train(
+        &dir.path().join("new-run"),
+        &["--discard", &corrections.display().to_string()],
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("fingerprint"), "{stderr}");
+    assert!(stderr.contains("sha256:0000"), "{stderr}");
+}
+
+#[test]
+fn label_noise_flips_and_records_exact_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (code, stderr) = train(
+        &out,
+        &[
+            "--label-noise",
+            "0.1",
+            "--noise-kind",
+            "pair",
+            "--noise-seed",
+            "4",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+
+    let noise: toploss_data::LabelNoise =
+        serde_json::from_slice(&std::fs::read(out.join("noise.json")).unwrap()).unwrap();
+    assert_eq!(noise.flipped.len(), 50); // 10% of 500
+    let rows = train_rows(&out);
+    for ((&id, &old), &new) in noise
+        .flipped
+        .iter()
+        .zip(&noise.original_labels)
+        .zip(&noise.noisy_labels)
+    {
+        assert_eq!(new, (old + 1) % 10);
+        assert_eq!(
+            rows.label[id as usize], new,
+            "id {id} trained with the noisy label"
+        );
+    }
+    let info = RunInfo::read(&out).unwrap();
+    assert_eq!(info.config["label_noise"], 0.1);
+    assert_eq!(info.config["noise_kind"], "pair");
+}
+
+#[test]
+fn seeds_make_one_run_per_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("group");
+    let (code, stderr) = train(&out, &["--seeds", "2", "--seed", "10"]);
+    assert_eq!(code, 0, "{stderr}");
+    let first = RunInfo::read(&out.join("seed-10")).unwrap();
+    let second = RunInfo::read(&out.join("seed-11")).unwrap();
+    assert_eq!(first.config["seed"], 10);
+    assert_eq!(second.config["seed"], 11);
+    assert_ne!(
+        train_rows(&out.join("seed-10")).loss,
+        train_rows(&out.join("seed-11")).loss
+    );
+}
+
+#[test]
+fn invalid_noise_rate_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = train(&dir.path().join("run"), &["--label-noise", "1.5"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--label-noise 1.5"), "{stderr}");
+}
