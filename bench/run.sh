@@ -98,6 +98,8 @@ fi
     echo "torch: $("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
     echo "python: $("$VENV/bin/python" --version 2>&1)"
     echo "threads: $threads, images: $images, rounds: $rounds"
+    # Other work on the machine slows both sides; the load average shows how much there was.
+    echo "load average (1, 5, 15 min) at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/environment.txt"
 
 # Runs one side once: its JSON line goes to $out/SIDE-ROUND.json, /usr/bin/time's report
@@ -125,6 +127,8 @@ for ((round = 1; round <= rounds; round++)); do
         run_side toploss "$round"
     fi
 done
+
+echo "load average (1, 5, 15 min) at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/environment.txt"
 
 # Summary: best and median of each side, and the ratio toploss / PyTorch.
 python3 - "$out" "$rounds" "$threads" <<'EOF' | tee "$out/summary.md"

@@ -25,6 +25,10 @@ for noise in 0 0.2; do
     dir="$OUT/noise$noise-eps$eps"
     extra=()
     if [ "$noise" != 0 ]; then extra=(--label-noise "$noise" --noise-seed 7); fi
+    if grep -qs '"status": "complete"' "$dir/seed-$SEEDS/run.json"; then
+      echo "== label noise $noise, label smoothing $eps: already trained, kept"
+      continue
+    fi
     echo "== label noise $noise, label smoothing $eps"
     "$TOPLOSS" -q train "${common[@]}" --label-smoothing "$eps" "${extra[@]}" --out "$dir"
   done

@@ -25,7 +25,7 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// What to do.
+    /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -172,8 +172,8 @@ pub struct TrainingOptions {
     #[arg(long, value_name = "RATE")]
     pub label_noise: Option<f64>,
 
-    /// How --label-noise picks new labels: uniform (any other class) or pair (class c to
-    /// c+1 mod K).
+    /// Rule for the new labels of --label-noise: uniform (any other class) or pair (class c
+    /// to c+1 mod K).
     #[arg(long, value_enum, default_value_t = NoiseKindArg::Uniform, requires = "label_noise")]
     pub noise_kind: NoiseKindArg,
 
@@ -190,7 +190,7 @@ pub struct TrainingOptions {
     #[arg(long, value_name = "N")]
     pub test_limit: Option<usize>,
 
-    /// Which epochs keep their N x K probabilities in probs/.
+    /// Epochs whose N x K probabilities stay in probs/.
     #[arg(long, value_enum, default_value_t = SaveProbsArg::Last)]
     pub save_probs: SaveProbsArg,
 
@@ -209,15 +209,21 @@ pub struct TrainingOptions {
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Dataset as FORMAT:PATH: mnist:DIR, fashion-mnist:DIR or idx:DIR (the four IDX files,
-    /// gzipped or raw).
+    /// gzipped or raw); cifar10:DIR (the CIFAR-10 binary batches); folder:DIR (one subfolder
+    /// of PNG/JPEG images per class, optionally inside train/ and test/); csv:FILE or csv:DIR
+    /// (a label column plus pixel columns; DIR contains train.csv and test.csv).
     #[arg(long, value_name = "FORMAT:PATH")]
     pub data: DatasetSpec,
+
+    // Boxed so that the `Command` enum stays small (clippy::large_enum_variant).
+    #[command(flatten)]
+    pub dataset: Box<DatasetArgs>,
 
     /// Run folder to create.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
-    /// Write into --out even if it already holds files (run files are replaced, nothing is
+    /// Write into --out even if it already contains files (run files are replaced, nothing is
     /// deleted).
     #[arg(long)]
     pub overwrite: bool,
@@ -229,6 +235,67 @@ pub struct TrainArgs {
 
     #[command(flatten)]
     pub training: TrainingOptions,
+}
+
+/// Reader options of the folder:, csv: and cifar10: datasets (`toploss train`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Dataset options (folder:, csv:)")]
+pub struct DatasetArgs {
+    /// Share of each class that goes to the test split when the files have none (a single
+    /// CSV file, or class folders without train/ and test/), 0 < F < 1 [default: 0.2].
+    #[arg(long, value_name = "F")]
+    pub test_fraction: Option<f64>,
+
+    /// Seed of that generated test split (independent of --seed, so that every training seed
+    /// sees the same split).
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub split_seed: u64,
+
+    /// csv: label column, a header name or a 0-based index [default: the column named
+    /// `label`, else the first column].
+    #[arg(long, value_name = "NAME|INDEX")]
+    pub label_column: Option<toploss_data::LabelColumn>,
+
+    /// csv: image shape as CxHxW or HxW, pixel columns in C x H x W order [default: square
+    /// grayscale, from the number of pixel columns].
+    #[arg(long, value_name = "CxHxW")]
+    pub image_shape: Option<toploss_data::ImageShapeOption>,
+
+    /// csv: file of class names, one per line in label order. A label matches a name or is a
+    /// 0-based index into the list [default: the sorted label values].
+    #[arg(long, value_name = "FILE")]
+    pub classes: Option<PathBuf>,
+
+    /// folder: resize every image to this height x width in pixels (bilinear) [default: the
+    /// most common size].
+    #[arg(long, value_name = "HxW")]
+    pub image_size: Option<toploss_data::ImageSize>,
+
+    /// folder: convert every image to 1 (grayscale) or 3 (RGB) channels [default: 1 when
+    /// every image is grayscale, else 3].
+    #[arg(long, value_name = "1|3")]
+    pub channels: Option<usize>,
+
+    /// folder: leave out image files that cannot be decoded, and list them, instead of
+    /// stopping at the first one.
+    #[arg(long)]
+    pub skip_unreadable: bool,
+}
+
+impl DatasetArgs {
+    /// Returns the options as the dataset readers take them.
+    pub fn options(&self) -> toploss_data::DatasetOptions {
+        toploss_data::DatasetOptions {
+            test_fraction: self.test_fraction,
+            split_seed: self.split_seed,
+            label_column: self.label_column.clone(),
+            image_shape: self.image_shape,
+            classes_file: self.classes.clone(),
+            image_size: self.image_size,
+            channels: self.channels,
+            skip_unreadable: self.skip_unreadable,
+        }
+    }
 }
 
 /// `toploss demo`.
@@ -266,7 +333,7 @@ pub struct TopArgs {
     #[arg(value_name = "RUN")]
     pub run: PathBuf,
 
-    /// Number of samples to show (at least 1). More than the split holds shows the whole split.
+    /// Number of samples to show (at least 1). A k larger than the split shows the whole split.
     #[arg(short, default_value_t = 16, value_name = "K")]
     pub k: usize,
 

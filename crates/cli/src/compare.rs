@@ -472,7 +472,7 @@ pub fn compare_spread(difference: f64, first_sd: Option<f64>, this_sd: Option<f6
     }
 }
 
-/// `mean ± sd` with `decimals` digits, or `mean ± n/a` for one run.
+/// Formats `mean ± sd` with `decimals` digits, or `mean ± n/a` for one run.
 fn format_spread(stats: &Spread, decimals: usize) -> String {
     match stats.sd {
         Some(sd) => format!("{:.decimals$} ± {sd:.decimals$}", stats.mean),
@@ -675,6 +675,7 @@ mod tests {
             dataset: DatasetInfo {
                 format: "mnist".into(),
                 path: "data/mnist".into(),
+                resolved_path: None,
                 fingerprint: fingerprint.into(),
                 train_count: 10,
                 test_count: 5,

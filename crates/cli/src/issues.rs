@@ -72,7 +72,7 @@ pub struct Candidates {
     pub scores: Vec<f64>,
     /// The suggested (most likely true) label of every sample.
     pub suggested: Vec<u32>,
-    /// Which scores are suspicious.
+    /// Direction in which scores are suspicious.
     pub direction: Direction,
     /// How many kept candidates have a NaN score.
     pub nan_count: usize,
@@ -91,12 +91,12 @@ impl Candidates {
         k: Option<usize>,
     ) -> anyhow::Result<Self> {
         let n = scores.len();
-        let wanted = k.unwrap_or(n).min(n).max(1);
+        let requested = k.unwrap_or(n).min(n).max(1);
         let flagged: Vec<bool> = scores
             .iter()
             .map(|&score| score.is_nan() || is_candidate(score))
             .collect();
-        let top = top_k_where(&scores, wanted, direction.order(), |id| flagged[id])?;
+        let top = top_k_where(&scores, requested, direction.order(), |id| flagged[id])?;
         Ok(Self {
             ids: top.ids,
             found: top.available,
@@ -244,7 +244,7 @@ fn format_score(score: f64) -> String {
     }
 }
 
-/// What a grid tile shows besides the image and the given label.
+/// Values that a grid tile shows besides the image and the given label.
 #[derive(Debug, Clone, Copy)]
 pub struct TileValues {
     /// Predicted class.
@@ -308,7 +308,7 @@ pub fn print_found(candidates: &Candidates, method: &str, rule: &str, ui: &Ui) {
     }
 }
 
-/// The rule that makes a sample a candidate, for the summary line.
+/// Returns the rule that makes a sample a candidate, for the summary line.
 fn rule_of(args: &IssuesArgs) -> String {
     match args.method {
         IssueMethodArg::ConfidentLearning => format!(
@@ -387,13 +387,14 @@ fn aum_candidates(
     Candidates::by_threshold(scores, suggested, Direction::LowerIsWorse, |s| s < 0.0, k)
 }
 
-/// Computes cartography over epochs 1..=N and writes cartography.csv into `out` later.
+/// Cartography candidates, plus the two columns that only cartography.csv needs.
 struct CartographyResult {
     candidates: Candidates,
     variability: Vec<f64>,
     correctness: Vec<f64>,
 }
 
+/// Computes cartography over epochs 1..=N; the score is the confidence.
 fn cartography_candidates(
     epochs: &[(u32, &SplitDynamics)],
     labels: &[u32],

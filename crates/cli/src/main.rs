@@ -19,9 +19,9 @@ use clap::Parser;
 
 use args::{Cli, Command};
 
-// burn's CPU backend allocates and frees many short-lived buffers per step; with glibc malloc
-// it spent much of its time in page faults (about 1,350 img/s against 2,000-2,200 with
-// mimalloc on 2 cores, shallow CNN, batch 128), and was far less steady.
+// burn's CPU backend allocates and frees many short-lived buffers per step. With glibc malloc
+// it spent much of its time in page faults: about 1,350 img/s against 2,000-2,200 with
+// mimalloc (2 cores, shallow CNN, batch 128), and far less steady.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

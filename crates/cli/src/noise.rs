@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 /// `{"flipped": [id, ...]}`.
 pub const NOISE_JSON: &str = "noise.json";
 
-/// How well a method's candidates and ranking recover the flipped labels.
+/// Precision, recall and precision at k of a method against the flipped labels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoiseEvaluation {
     /// Number of flipped ids.

@@ -8,7 +8,7 @@ use toploss_core::rank::{Order, TopK, top_k_where};
 use toploss_data::run::{
     DYNAMICS_PARQUET, Dynamics, RunInfo, SplitDynamics, SplitName, write_atomic,
 };
-use toploss_data::{Dataset, DatasetFormat, DatasetSpec, load};
+use toploss_data::{Dataset, DatasetFormat, DatasetOptions, DatasetSpec, load};
 use toploss_report::{Tile, TileImage, write_grid_png};
 
 use crate::args::{SplitArg, TopArgs};
@@ -147,12 +147,22 @@ pub fn print_table(ranking: &Ranking, rows: &SplitDynamics, classes: &[String]) 
 }
 
 /// Writes the ranking as CSV: `rank,id,label,predicted,loss,p_label,p_predicted`, with labels
-/// as class indices (the class names are in run.json).
-pub fn write_csv(path: &Path, ranking: &Ranking, rows: &SplitDynamics) -> anyhow::Result<()> {
+/// as class indices (the class names are in run.json). When `paths` is given (datasets of
+/// image files), a last `path` column contains each sample's path relative to the dataset folder.
+pub fn write_csv(
+    path: &Path,
+    ranking: &Ranking,
+    rows: &SplitDynamics,
+    paths: Option<&[String]>,
+) -> anyhow::Result<()> {
     write_atomic(path, |out| {
-        writeln!(out, "rank,id,label,predicted,loss,p_label,p_predicted")?;
+        write!(out, "rank,id,label,predicted,loss,p_label,p_predicted")?;
+        if paths.is_some() {
+            write!(out, ",path")?;
+        }
+        writeln!(out)?;
         for (rank, &id) in ranking.ids.iter().enumerate() {
-            writeln!(
+            write!(
                 out,
                 "{},{},{},{},{},{},{}",
                 rank + 1,
@@ -163,10 +173,24 @@ pub fn write_csv(path: &Path, ranking: &Ranking, rows: &SplitDynamics) -> anyhow
                 rows.p_label[id],
                 rows.p_predicted[id]
             )?;
+            if let Some(paths) = paths {
+                let sample_path = paths.get(id).map_or("", String::as_str);
+                write!(out, ",{}", csv_field(sample_path))?;
+            }
+            writeln!(out)?;
         }
         Ok(())
     })?;
     Ok(())
+}
+
+/// Quotes a CSV field when it contains a comma, a quote or a line break (RFC 4180).
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
 }
 
 /// Parses `--epoch N|last` against the epochs the run finished.
@@ -224,8 +248,24 @@ pub(crate) fn load_run_dataset(
             let format: DatasetFormat = info.dataset.format.parse().with_context(|| {
                 format!("{}: unknown dataset format in run.json", run.display())
             })?;
-            DatasetSpec::new(format, PathBuf::from(&info.dataset.path))
+            // The recorded path may be relative to the folder training ran in.
+            let given = PathBuf::from(&info.dataset.path);
+            let path = match &info.dataset.resolved_path {
+                Some(resolved) if !given.exists() => PathBuf::from(resolved),
+                _ => given,
+            };
+            DatasetSpec::new(format, path)
         }
+    };
+    // --data names FORMAT:PATH only; the reader options (test split, image size, ...) that
+    // decide the ids come from run.json.
+    let spec = match info.config.get("data_options") {
+        Some(recorded) => {
+            let options: DatasetOptions = serde_json::from_value(recorded.clone())
+                .with_context(|| format!("{}: invalid data_options in run.json", run.display()))?;
+            spec.with_options(options)
+        }
+        None => spec,
     };
     let dataset = load(&spec).with_context(|| {
         format!(
@@ -307,7 +347,11 @@ pub fn run_top(args: &TopArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
     println!("wrote {}", png.display());
     if let Some(csv) = &args.csv {
-        write_csv(csv, &ranking, rows)?;
+        let samples = match split {
+            SplitName::Train => &dataset.train,
+            SplitName::Test => &dataset.test,
+        };
+        write_csv(csv, &ranking, rows, samples.paths.as_deref())?;
         println!("wrote {}", csv.display());
     }
     Ok(ExitCode::SUCCESS)

@@ -29,14 +29,15 @@ const DEMO_TABLE_ROWS: usize = 10;
 /// Runs `toploss train`.
 pub fn run_train(args: &TrainArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     set_threads(args.training.threads)?;
-    let dataset = load(&args.data).with_context(|| format!("cannot load dataset {}", args.data))?;
+    let spec = args.data.clone().with_options(args.dataset.options());
+    let dataset = load(&spec).with_context(|| format!("cannot load dataset {spec}"))?;
     if args.seeds == 0 {
         bail!("invalid --seeds 0: expected at least 1");
     }
     if args.seeds == 1 {
         let outcome = train_run(
             dataset,
-            &args.data,
+            &spec,
             &args.out,
             args.overwrite,
             &args.training,
@@ -66,14 +67,7 @@ pub fn run_train(args: &TrainArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             seed - first + 1,
             args.seeds
         ));
-        let outcome = train_run(
-            dataset.clone(),
-            &args.data,
-            &out,
-            args.overwrite,
-            &options,
-            ui,
-        )?;
+        let outcome = train_run(dataset.clone(), &spec, &out, args.overwrite, &options, ui)?;
         println!(
             "wrote {} (seed {seed}, test accuracy {:.2}%)",
             outcome.dir.display(),
@@ -82,6 +76,20 @@ pub fn run_train(args: &TrainArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
     println!("next: toploss compare {}", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds the dataset reader options and a generated test split to the run's config, so that
+/// later commands load the same samples with the same ids. Default options are left out.
+fn add_dataset_config(config: &mut serde_json::Value, spec: &DatasetSpec, dataset: &Dataset) {
+    let Some(object) = config.as_object_mut() else {
+        return;
+    };
+    if !spec.options.is_default() {
+        object.insert("data_options".into(), serde_json::json!(spec.options));
+    }
+    if let Some(split) = dataset.generated_split {
+        object.insert("test_split".into(), serde_json::json!(split));
+    }
 }
 
 /// Sizes the global thread pool that burn's CPU backend and the scorers share.
@@ -174,8 +182,8 @@ pub fn run_demo(args: &DemoArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The MNIST copy in the repository: `data/mnist` under the working folder, else next to the
-/// sources this binary was built from.
+/// Finds the MNIST copy in the repository: `data/mnist` under the working folder, else next to
+/// the sources this binary was built from.
 fn bundled_mnist() -> anyhow::Result<PathBuf> {
     let candidates = [
         PathBuf::from("data/mnist"),
@@ -303,14 +311,19 @@ pub fn train_run(
 
     // Run folder
     prepare_output_dir(out, overwrite)?;
+    let mut run_config = config_json(options, &config, spec, &overlays);
+    add_dataset_config(&mut run_config, spec, &dataset);
     let info = RunInfo {
         toploss_version: env!("CARGO_PKG_VERSION").to_string(),
         status: RunStatus::Running,
         classes: dataset.classes.clone(),
-        config: config_json(options, &config, spec, &overlays),
+        config: run_config,
         dataset: DatasetInfo {
             format: dataset.format.name().to_string(),
             path: spec.path.display().to_string(),
+            resolved_path: std::fs::canonicalize(&spec.path)
+                .ok()
+                .map(|path| path.display().to_string()),
             fingerprint: dataset.fingerprint.clone(),
             train_count: dataset.train.len(),
             test_count: dataset.test.len(),
@@ -501,7 +514,7 @@ impl Observer for CliObserver {
     }
 }
 
-/// The fixed-width line printed after each epoch.
+/// Formats the fixed-width line printed after each epoch.
 pub fn epoch_line(metrics: &EpochMetrics, epochs: u32, images: usize) -> String {
     let width = epochs.to_string().len();
     format!(

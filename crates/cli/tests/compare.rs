@@ -32,6 +32,7 @@ fn write_run(
         dataset: DatasetInfo {
             format: "mnist".into(),
             path: "data/mnist".into(),
+            resolved_path: None,
             fingerprint: fingerprint.into(),
             train_count: 100,
             test_count: 50,

@@ -106,7 +106,7 @@ fn bad_correction_lines_name_the_line() {
 }
 
 #[test]
-fn corrections_from_a_run_on_other_data_are_refused() {
+fn corrections_from_other_dataset_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("old-run");
     let (code, stderr) = train(&run, &[]);

@@ -8,7 +8,10 @@ use std::time::Instant;
 
 use crate::Error;
 use crate::fingerprint::Fingerprinter;
+use crate::folder::LoadReport;
 use crate::idx::{self, IdxImages, Role};
+use crate::options::{DatasetOptions, GeneratedSplit};
+use crate::{cifar, csv_images, folder};
 
 /// Number of classes of MNIST and Fashion-MNIST.
 const TEN_CLASSES: usize = 10;
@@ -38,14 +41,23 @@ pub enum DatasetFormat {
     /// Any four IDX files with 1-byte labels; the classes are "0" to "K-1", where K is the
     /// largest label in either split plus one.
     Idx,
+    /// CIFAR-10 binary batches; see [`crate::cifar`].
+    Cifar10,
+    /// ImageFolder: one subfolder of PNG and JPEG files per class; see [`crate::folder`].
+    Folder,
+    /// A label column plus pixel columns; see [`crate::csv_images`].
+    Csv,
 }
 
 impl DatasetFormat {
     /// Every format, in the order that help text lists them.
-    pub const ALL: [DatasetFormat; 3] = [
+    pub const ALL: [DatasetFormat; 6] = [
         DatasetFormat::Mnist,
         DatasetFormat::FashionMnist,
         DatasetFormat::Idx,
+        DatasetFormat::Cifar10,
+        DatasetFormat::Folder,
+        DatasetFormat::Csv,
     ];
 
     /// Returns the name used on the command line and in `run.json`.
@@ -54,6 +66,9 @@ impl DatasetFormat {
             DatasetFormat::Mnist => "mnist",
             DatasetFormat::FashionMnist => "fashion-mnist",
             DatasetFormat::Idx => "idx",
+            DatasetFormat::Cifar10 => "cifar10",
+            DatasetFormat::Folder => "folder",
+            DatasetFormat::Csv => "csv",
         }
     }
 
@@ -67,7 +82,11 @@ impl DatasetFormat {
                     .map(|s| s.to_string())
                     .collect(),
             ),
-            DatasetFormat::Idx => None,
+            // CIFAR-10 reads its names from batches.meta.txt.
+            DatasetFormat::Idx
+            | DatasetFormat::Cifar10
+            | DatasetFormat::Folder
+            | DatasetFormat::Csv => None,
         }
     }
 }
@@ -97,25 +116,36 @@ impl FromStr for DatasetFormat {
 pub struct DatasetSpec {
     /// The dataset format.
     pub format: DatasetFormat,
-    /// The dataset folder.
+    /// The dataset folder (or, for `csv:`, a file or a folder).
     pub path: PathBuf,
+    /// Reader options of `folder:`, `csv:` and `cifar10:`; the IDX formats ignore them.
+    pub options: DatasetOptions,
 }
 
 impl DatasetSpec {
-    /// Builds a spec from a format and a folder.
+    /// Builds a spec from a format and a folder, with default options.
     pub fn new(format: DatasetFormat, path: impl Into<PathBuf>) -> Self {
         Self {
             format,
             path: path.into(),
+            options: DatasetOptions::default(),
         }
+    }
+
+    /// Returns the spec with `options` in place of its options.
+    pub fn with_options(mut self, options: DatasetOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Infers the format of a bare path.
     ///
     /// A folder named `mnist` is MNIST and one named `fashion-mnist` (or `fashion_mnist`,
     /// `fashionmnist`) is Fashion-MNIST, ignoring ASCII case. These two rules look at the
-    /// name only. Any other folder that contains the four IDX files is `idx`. Everything
-    /// else is an error that asks for `FORMAT:PATH`.
+    /// name only. Any other folder that contains the four IDX files is `idx`, one that
+    /// contains `data_batch_1.bin` and `test_batch.bin` (directly or in
+    /// `cifar-10-batches-bin/`) is `cifar10`, and a file ending in `.csv` is `csv`. Everything
+    /// else, class folders included, is an error that requests `FORMAT:PATH`.
     pub fn infer(path: &Path) -> Result<Self, Error> {
         let name = path
             .file_name()
@@ -126,6 +156,8 @@ impl DatasetSpec {
             "mnist" => DatasetFormat::Mnist,
             "fashion-mnist" | "fashion_mnist" | "fashionmnist" => DatasetFormat::FashionMnist,
             _ if path.is_dir() && idx::has_idx_files(path) => DatasetFormat::Idx,
+            _ if path.is_dir() && cifar::has_cifar_files(path) => DatasetFormat::Cifar10,
+            _ if path.is_file() && name.ends_with(".csv") => DatasetFormat::Csv,
             _ => {
                 return Err(Error::CannotInferFormat {
                     path: path.to_path_buf(),
@@ -213,9 +245,17 @@ pub struct Split {
     pub labels: Vec<u32>,
     /// Size of one image.
     pub shape: ImageShape,
+    /// `N` paths relative to the dataset folder, with `/` separators, for formats whose
+    /// samples are files (`folder:`); `None` for the others.
+    pub paths: Option<Vec<String>>,
 }
 
 impl Split {
+    /// Returns the relative path of sample `id`, when the format keeps paths.
+    pub fn path(&self, id: usize) -> Option<&str> {
+        self.paths.as_ref()?.get(id).map(String::as_str)
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -244,6 +284,9 @@ impl Split {
         }
         self.labels.truncate(n);
         self.images.truncate(n * self.shape.len());
+        if let Some(paths) = &mut self.paths {
+            paths.truncate(n);
+        }
     }
 
     /// Replaces the label of each `(id, new_label)` pair and returns how many labels changed.
@@ -293,11 +336,17 @@ impl Split {
                 self.labels[position] = self.labels[id];
                 self.images
                     .copy_within(id * size..(id + 1) * size, position * size);
+                if let Some(paths) = &mut self.paths {
+                    paths.swap(position, id);
+                }
             }
             kept_ids.push(id as u32);
         }
         self.labels.truncate(kept_ids.len());
         self.images.truncate(kept_ids.len() * size);
+        if let Some(paths) = &mut self.paths {
+            paths.truncate(kept_ids.len());
+        }
 
         tracing::debug!(
             discarded = discard.len(),
@@ -335,6 +384,11 @@ pub struct Dataset {
     /// `sha256:...` over the files as stored and the full sample counts; see
     /// [`crate::fingerprint`]. Computed before any [`Split::truncate`].
     pub fingerprint: String,
+    /// The seeded stratified test split that `folder:` and `csv:` make when the files have
+    /// none; `None` when the files define both splits.
+    pub generated_split: Option<GeneratedSplit>,
+    /// Files that `folder:` converted or left out; empty for the other formats.
+    pub report: LoadReport,
 }
 
 /// Loads and checks the dataset that `spec` names.
@@ -343,6 +397,12 @@ pub struct Dataset {
 /// counts match, that both splits have one image size and contain samples, and that labels are
 /// below the format's class count (10 for `mnist` and `fashion-mnist`).
 pub fn load(spec: &DatasetSpec) -> Result<Dataset, Error> {
+    match spec.format {
+        DatasetFormat::Cifar10 => return cifar::load(spec),
+        DatasetFormat::Folder => return folder::load(spec),
+        DatasetFormat::Csv => return csv_images::load(spec),
+        DatasetFormat::Mnist | DatasetFormat::FashionMnist | DatasetFormat::Idx => {}
+    }
     let started = Instant::now();
 
     // Data: the folder and its four files.
@@ -444,6 +504,8 @@ pub fn load(spec: &DatasetSpec) -> Result<Dataset, Error> {
         train,
         test,
         fingerprint,
+        generated_split: None,
+        report: LoadReport::default(),
     })
 }
 
@@ -484,6 +546,7 @@ fn decode_split(
             height,
             width,
         },
+        paths: None,
     })
 }
 
@@ -520,6 +583,7 @@ mod tests {
                 height: 2,
                 width: 2,
             },
+            paths: None,
         }
     }
 
@@ -536,9 +600,12 @@ mod tests {
 
     #[test]
     fn format_unknown_lists_known() {
-        let message = "cifar10".parse::<DatasetFormat>().unwrap_err().to_string();
-        assert!(message.contains("\"cifar10\""), "{message}");
-        assert!(message.contains("mnist, fashion-mnist, idx"), "{message}");
+        let message = "tiff".parse::<DatasetFormat>().unwrap_err().to_string();
+        assert!(message.contains("\"tiff\""), "{message}");
+        assert!(
+            message.contains("mnist, fashion-mnist, idx, cifar10, folder, csv"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -557,8 +624,8 @@ mod tests {
 
     #[test]
     fn spec_unknown_format_rejected() {
-        let err = "folder:data/x".parse::<DatasetSpec>().unwrap_err();
-        assert!(matches!(err, Error::UnknownFormat { ref value } if value == "folder"));
+        let err = "tiff:data/x".parse::<DatasetSpec>().unwrap_err();
+        assert!(matches!(err, Error::UnknownFormat { ref value } if value == "tiff"));
     }
 
     #[test]

@@ -211,7 +211,10 @@ pub enum Error {
     },
 
     /// The dataset format name is not known.
-    #[error("unknown dataset format {value:?}; expected one of: mnist, fashion-mnist, idx")]
+    #[error(
+        "unknown dataset format {value:?}; expected one of: mnist, fashion-mnist, idx, cifar10, \
+         folder, csv"
+    )]
     UnknownFormat {
         /// The name given.
         value: String,
@@ -228,7 +231,7 @@ pub enum Error {
     #[error(
         "cannot infer the dataset format of {}: it is not a folder named mnist or fashion-mnist \
          and does not contain the four IDX files; write FORMAT:PATH with FORMAT one of mnist, \
-         fashion-mnist, idx",
+         fashion-mnist, idx, cifar10, folder, csv",
         path.display()
     )]
     CannotInferFormat {
@@ -295,6 +298,66 @@ pub enum Error {
         first_line: u64,
         /// The line of the repeated decision.
         second_line: u64,
+    },
+
+    /// A dataset option has an invalid value.
+    #[error("invalid {option} {value:?}: {reason}")]
+    InvalidOption {
+        /// The command-line flag, e.g. "--test-fraction".
+        option: &'static str,
+        /// The value given.
+        value: String,
+        /// What was expected.
+        reason: String,
+    },
+
+    /// A dataset file or folder does not have the layout its format needs.
+    #[error("{}: {reason}", path.display())]
+    InvalidDataset {
+        /// The file or folder.
+        path: PathBuf,
+        /// Reason it is invalid, with the fix.
+        reason: String,
+    },
+
+    /// A line of a dataset file (CSV rows, CIFAR-10 class names) is invalid.
+    #[error("{}, line {line}: {reason}", path.display())]
+    InvalidLine {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: u64,
+        /// Reason the line is invalid, with the fix.
+        reason: String,
+    },
+
+    /// A CIFAR-10 batch file is not a whole number of records.
+    #[error(
+        "{}: size {size} bytes is not a multiple of the 3073-byte CIFAR-10 record (1 label \
+         byte + 3072 pixel bytes): {remainder} bytes left over; the file is truncated or not a \
+         CIFAR-10 binary batch, download it again",
+        path.display()
+    )]
+    CifarRecordSize {
+        /// The batch file.
+        path: PathBuf,
+        /// The file size in bytes.
+        size: u64,
+        /// `size % 3073`.
+        remainder: u64,
+    },
+
+    /// An image file of a `folder:` dataset cannot be decoded.
+    #[error(
+        "{}: cannot decode the image: {reason}; replace or remove the file, or pass \
+         --skip-unreadable to leave such files out",
+        path.display()
+    )]
+    UnreadableImage {
+        /// The image file.
+        path: PathBuf,
+        /// The decoder's error.
+        reason: String,
     },
 
     /// A correction that is about to be written is invalid.

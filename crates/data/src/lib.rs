@@ -4,6 +4,9 @@
 //!   `mnist:data/mnist`) into a [`Dataset`]: class names, a train and a test [`Split`] with
 //!   raw `u8` pixels in `N x C x H x W` order, and a fingerprint of the files.
 //! - [`idx`] decodes the IDX files of MNIST and Fashion-MNIST, gzipped or raw.
+//! - [`cifar`], [`folder`] and [`csv_images`] read the CIFAR-10 binary batches, ImageFolder
+//!   trees of PNG and JPEG files, and CSV files of pixel columns; [`DatasetOptions`] carries
+//!   their options inside the spec.
 //! - [`fingerprint`] computes the `sha256:...` string that ties a run to its data.
 //! - [`corrections`] reads and writes `corrections.csv`, the keep / relabel / discard
 //!   decisions that a retraining run applies by sample id.
@@ -32,15 +35,23 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cifar;
 pub mod corrections;
+pub mod csv_images;
 pub mod dataset;
 mod error;
 pub mod fingerprint;
+pub mod folder;
 pub mod idx;
+pub mod options;
 
 pub use corrections::{Action, Correction, Corrections, read_corrections, write_corrections};
 pub use dataset::{Dataset, DatasetFormat, DatasetSpec, ImageShape, Split, load};
 pub use error::Error;
+pub use folder::{ConvertedFile, LoadReport, SkippedFile};
+pub use options::{
+    DatasetOptions, GeneratedSplit, ImageShapeOption, ImageSize, LabelColumn, stratified_split,
+};
 pub mod noise;
 pub mod run;
 mod shuffle;

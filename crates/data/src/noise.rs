@@ -5,14 +5,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::Shuffler;
 
-/// How flipped labels are chosen.
+/// Rule that picks the new label of a flipped sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NoiseKind {
     /// The new label is drawn uniformly from the K - 1 other classes.
     Uniform,
-    /// Every class flips to one fixed other class, `c -> (c + 1) mod K` (the "pair flipping"
-    /// of Han et al., "Co-teaching", NeurIPS 2018), e.g. 7 -> 8 and 9 -> 0.
+    /// Every class flips to one fixed other class, `c -> (c + 1) mod K`, e.g. 7 -> 8 and
+    /// 9 -> 0 (called pair flipping in the noisy-label literature).
     Pair,
 }
 
@@ -21,7 +21,7 @@ pub enum NoiseKind {
 pub struct LabelNoise {
     /// Requested share of flipped train labels, in `[0, 1]`.
     pub rate: f64,
-    /// How new labels were chosen.
+    /// Rule that picked the new labels.
     pub kind: NoiseKind,
     /// Seed of the draw.
     pub seed: u64,

@@ -69,7 +69,7 @@ pub enum RunError {
     Parquet {
         /// The file involved.
         path: PathBuf,
-        /// What is wrong.
+        /// The problem found.
         message: String,
     },
     /// An `.npy` file could not be written.
@@ -77,7 +77,7 @@ pub enum RunError {
     Npy {
         /// The file involved.
         path: PathBuf,
-        /// What is wrong.
+        /// The problem found.
         message: String,
     },
 }
@@ -92,8 +92,8 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
 /// Creates `out` for a new run.
 ///
 /// A missing folder is created with its parents. An existing empty folder is used as it is.
-/// An existing non-empty folder is rejected unless `overwrite` is set; then its run files are
-/// replaced one by one as the run writes them and nothing else in it is deleted.
+/// An existing non-empty folder is rejected unless `overwrite` is set. With `overwrite`, its run
+/// files are replaced one by one as the run writes them, and nothing else in it is deleted.
 pub fn prepare_output_dir(out: &Path, overwrite: bool) -> Result<(), RunError> {
     match fs::read_dir(out) {
         Ok(mut entries) => {
@@ -135,8 +135,8 @@ pub fn write_atomic(
     Ok(())
 }
 
-/// A temporary file in `dir` that becomes readable by others once renamed (`0644` less the
-/// umask on Unix), like a file written directly; tempfile's own default is owner-only.
+/// Creates a temporary file in `dir` with the mode of a file written directly (`0644` less the
+/// umask on Unix), because tempfile's own default is owner-only.
 fn new_temp_file(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(".toploss-").suffix(".tmp");
@@ -155,6 +155,10 @@ pub struct DatasetInfo {
     pub format: String,
     /// Path as given on the command line.
     pub path: String,
+    /// Absolute form of `path` at training time, so that commands run from another folder
+    /// still find the images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_path: Option<String>,
     /// Content fingerprint, see `toploss_data::fingerprint`.
     pub fingerprint: String,
     /// Samples in the train split that the run used.
@@ -250,7 +254,7 @@ impl RunInfo {
         })
     }
 
-    /// The last finished epoch, if any.
+    /// Returns the last finished epoch, if any.
     pub fn last_epoch(&self) -> Option<u32> {
         self.epochs.last().map(|metrics| metrics.epoch)
     }
@@ -267,7 +271,7 @@ pub enum SplitName {
 }
 
 impl SplitName {
-    /// The name in files and on the command line.
+    /// Returns the name used in files and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             SplitName::Train => "train",

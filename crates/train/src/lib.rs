@@ -76,7 +76,7 @@ pub enum Error {
     Weights {
         /// The weights file.
         path: PathBuf,
-        /// What went wrong.
+        /// The underlying error message.
         message: String,
     },
     /// A file operation failed.
