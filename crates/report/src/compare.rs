@@ -16,6 +16,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::plot::register_embedded_font;
+use crate::plot::{Chart, FAMILY, LABEL_SIZE, TITLE_SIZE, panel, style_mesh};
 use crate::plot_text::TextBackend;
 use crate::{Error, font, png};
 
@@ -23,13 +24,6 @@ use crate::{Error, font, png};
 pub const COMPARE_WIDTH: u32 = 1300;
 /// Height of the comparison PNG in pixels, including the title line.
 pub const COMPARE_HEIGHT: u32 = 520;
-
-/// Font family under which `plot` registers the embedded font with plotters.
-const FAMILY: &str = "sans-serif";
-const TITLE_SIZE: u32 = 22;
-const CAPTION_SIZE: u32 = 17;
-const AXIS_DESC_SIZE: u32 = 15;
-const LABEL_SIZE: u32 = 13;
 
 /// Configuration colours: matplotlib's "tab10" palette, in its order. A configuration past
 /// the tenth reuses the colours from the start.
@@ -290,7 +284,7 @@ fn draw_compare(
         let pad = ((high - low) * 0.1).max(0.5);
         ((low - pad).max(0.0), (high + pad).min(100.0))
     };
-    let mut chart = panel(&left, "test accuracy per epoch")
+    let mut chart = panel(&left, "test accuracy per epoch", 72)
         .build_cartesian_2d(x_range.clone(), low..high)
         .map_err(|e| e.to_string())?;
     style_mesh(&mut chart, "test accuracy (%)", 1, x_labels)?;
@@ -307,7 +301,7 @@ fn draw_compare(
     } else {
         1.0
     };
-    let mut chart = panel(&right, "test cross-entropy per epoch")
+    let mut chart = panel(&right, "test cross-entropy per epoch", 72)
         .build_cartesian_2d(x_range, 0.0..loss_top)
         .map_err(|e| e.to_string())?;
     style_mesh(&mut chart, "test cross-entropy (nats)", 3, x_labels)?;
@@ -318,49 +312,6 @@ fn draw_compare(
     draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
 
     root.present().map_err(|e| e.to_string())
-}
-
-type Chart<'a, 'b> = ChartContext<
-    'a,
-    TextBackend<'b>,
-    Cartesian2d<plotters::coord::types::RangedCoordu32, plotters::coord::types::RangedCoordf64>,
->;
-
-/// Returns a chart builder for one panel with the shared margins and caption style.
-fn panel<'a, 'b>(
-    area: &'a DrawingArea<TextBackend<'b>, plotters::coord::Shift>,
-    caption: &str,
-) -> ChartBuilder<'a, 'b, TextBackend<'b>> {
-    let mut builder = ChartBuilder::on(area);
-    builder
-        .caption(caption, (FAMILY, CAPTION_SIZE))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(72);
-    builder
-}
-
-/// Draws grid lines, tick labels and axis descriptions.
-fn style_mesh(
-    chart: &mut Chart<'_, '_>,
-    y_desc: &str,
-    y_decimals: usize,
-    epochs: usize,
-) -> Result<(), String> {
-    // At most 10 x labels, so that long runs stay readable.
-    const MAX_X_LABELS: usize = 10;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc(y_desc)
-        .x_labels(epochs.clamp(2, MAX_X_LABELS))
-        .y_label_formatter(&|y| format!("{y:.y_decimals$}"))
-        .label_style((FAMILY, LABEL_SIZE))
-        .axis_desc_style((FAMILY, AXIS_DESC_SIZE))
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(RGBColor(215, 215, 215))
-        .draw()
-        .map_err(|e| e.to_string())
 }
 
 /// Draws one configuration's band, run lines and mean line, and adds it to the legend.

@@ -21,11 +21,11 @@ pub const CURVES_WIDTH: u32 = 1200;
 pub const CURVES_HEIGHT: u32 = 450;
 
 /// Font family name under which the embedded font is registered with plotters.
-const FAMILY: &str = "sans-serif";
-const TITLE_SIZE: u32 = 22;
-const CAPTION_SIZE: u32 = 17;
-const AXIS_DESC_SIZE: u32 = 15;
-const LABEL_SIZE: u32 = 13;
+pub(crate) const FAMILY: &str = "sans-serif";
+pub(crate) const TITLE_SIZE: u32 = 22;
+pub(crate) const CAPTION_SIZE: u32 = 17;
+pub(crate) const AXIS_DESC_SIZE: u32 = 15;
+pub(crate) const LABEL_SIZE: u32 = 13;
 /// Train and test series colours (matplotlib's default blue and orange).
 const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 const TEST_COLOR: RGBColor = RGBColor(255, 127, 14);
@@ -139,7 +139,7 @@ fn draw_curves(backend: TextBackend<'_>, points: &[EpochPoint], title: &str) -> 
         .map(|&(_, loss)| loss)
         .fold(0.0, f64::max);
     let loss_top = if max_loss > 0.0 { max_loss * 1.1 } else { 1.0 };
-    let mut chart = panel(&left, "cross-entropy per epoch")
+    let mut chart = panel(&left, "cross-entropy per epoch", 64)
         .build_cartesian_2d(epochs.clone(), 0.0..loss_top)
         .map_err(|e| e.to_string())?;
     style_mesh(&mut chart, "cross-entropy (nats)", 2, points.len())?;
@@ -170,7 +170,7 @@ fn draw_curves(backend: TextBackend<'_>, points: &[EpochPoint], title: &str) -> 
         let pad = ((high - low) * 0.1).max(0.5);
         ((low - pad).max(0.0), (high + pad).min(100.0))
     };
-    let mut chart = panel(&right, "test accuracy per epoch")
+    let mut chart = panel(&right, "test accuracy per epoch", 64)
         .build_cartesian_2d(epochs, low..high)
         .map_err(|e| e.to_string())?;
     style_mesh(&mut chart, "test accuracy (%)", 1, points.len())?;
@@ -179,28 +179,30 @@ fn draw_curves(backend: TextBackend<'_>, points: &[EpochPoint], title: &str) -> 
     root.present().map_err(|e| e.to_string())
 }
 
-type Chart<'a, 'b> = ChartContext<
+pub(crate) type Chart<'a, 'b> = ChartContext<
     'a,
     TextBackend<'b>,
     Cartesian2d<plotters::coord::types::RangedCoordu32, plotters::coord::types::RangedCoordf64>,
 >;
 
-/// Returns a chart builder for one panel with the shared margins and caption style.
-fn panel<'a, 'b>(
+/// Returns a chart builder for one panel with the shared margins and caption style, and
+/// `y_label_area` pixels left of the axis for tick labels.
+pub(crate) fn panel<'a, 'b>(
     area: &'a DrawingArea<TextBackend<'b>, plotters::coord::Shift>,
     caption: &str,
+    y_label_area: u32,
 ) -> ChartBuilder<'a, 'b, TextBackend<'b>> {
     let mut builder = ChartBuilder::on(area);
     builder
         .caption(caption, (FAMILY, CAPTION_SIZE))
         .margin(16)
         .x_label_area_size(48)
-        .y_label_area_size(64);
+        .y_label_area_size(y_label_area);
     builder
 }
 
 /// Draws grid lines, tick labels and axis descriptions.
-fn style_mesh(
+pub(crate) fn style_mesh(
     chart: &mut Chart<'_, '_>,
     y_desc: &str,
     y_decimals: usize,
