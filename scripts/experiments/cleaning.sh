@@ -5,7 +5,7 @@
 #
 # Usage: bash scripts/experiments/cleaning.sh [OUT_DIR]
 # Scale knobs (environment): TRAIN_LIMIT (default 10000), EPOCHS (default 3), SEEDS (default 3),
-# FOLDS (default 5, for confident learning's out-of-fold probabilities).
+# FOLDS (default 5, for confident learning's out-of-fold probabilities), RETRAIN_METHODS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -15,7 +15,9 @@ EPOCHS=${EPOCHS:-3}
 SEEDS=${SEEDS:-3}
 FOLDS=${FOLDS:-5}
 DOC=docs/experiments/cleaning.md
+# Methods whose candidates are scored against the flips, and the ones also used to retrain.
 METHODS=(confident-learning aum cartography loss)
+RETRAIN_METHODS=(${RETRAIN_METHODS:-confident-learning aum loss})
 
 cargo build --release --quiet
 TOPLOSS=target/release/toploss
@@ -62,7 +64,7 @@ done
 train_group "$OUT/clean"
 train_group "$OUT/noisy" "${noise[@]}"
 groups=("$OUT/clean" "$OUT/noisy")
-for method in "${METHODS[@]}"; do
+for method in "${RETRAIN_METHODS[@]}"; do
   train_group "$OUT/$method-discard" "${noise[@]}" --discard "$OUT/corrections/$method-discard.csv"
   train_group "$OUT/$method-relabel" "${noise[@]}" --relabel "$OUT/corrections/$method-relabel.csv"
   groups+=("$OUT/$method-discard" "$OUT/$method-relabel")

@@ -215,10 +215,6 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FORMAT:PATH")]
     pub data: DatasetSpec,
 
-    // Boxed so that the `Command` enum stays small (clippy::large_enum_variant).
-    #[command(flatten)]
-    pub dataset: Box<DatasetArgs>,
-
     /// Run folder to create.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -235,6 +231,11 @@ pub struct TrainArgs {
 
     #[command(flatten)]
     pub training: TrainingOptions,
+
+    // Last, because its help heading also applies to the arguments that follow it. Boxed so
+    // that the `Command` enum stays small (clippy::large_enum_variant).
+    #[command(flatten)]
+    pub dataset: Box<DatasetArgs>,
 }
 
 /// Reader options of the folder:, csv: and cifar10: datasets (`toploss train`).
@@ -290,7 +291,11 @@ impl DatasetArgs {
             split_seed: self.split_seed,
             label_column: self.label_column.clone(),
             image_shape: self.image_shape,
-            classes_file: self.classes.clone(),
+            // Absolute, so that commands run later from another folder find the same file.
+            classes_file: self
+                .classes
+                .as_ref()
+                .map(|path| std::fs::canonicalize(path).unwrap_or_else(|_| path.clone())),
             image_size: self.image_size,
             channels: self.channels,
             skip_unreadable: self.skip_unreadable,

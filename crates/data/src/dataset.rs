@@ -695,6 +695,19 @@ mod tests {
     }
 
     #[test]
+    fn apply_discards_keeps_paths_aligned() {
+        let mut split = tiny_split();
+        split.paths = Some(vec!["a.png".into(), "b.png".into(), "c.png".into()]);
+        // Discard id 0: ids 1 and 2 move to positions 0 and 1, their paths with them.
+        split.apply_discards(&[0]).unwrap();
+        assert_eq!(split.path(0), Some("b.png"));
+        assert_eq!(split.path(1), Some("c.png"));
+        assert_eq!(split.paths.as_ref().unwrap().len(), 2);
+        split.truncate(1);
+        assert_eq!(split.paths.unwrap(), ["b.png"]);
+    }
+
+    #[test]
     fn apply_discards_bad_id_changes_nothing() {
         let mut split = tiny_split();
         assert!(split.apply_discards(&[0, 7]).is_err());
