@@ -9,8 +9,10 @@ use toploss_train::{ModelKind, SaveProbs};
 const EXIT_CODES: &str = "\
 Exit status:
   0  success
-  1  the command failed (bad input, unreadable or unwritable file, training error)
-  2  invalid command line (unknown flag, missing or malformed value)";
+  1  the command failed: bad input, a value out of range, an unreadable or unwritable file,
+     a training error or an interrupted run
+  2  the command line does not parse: unknown flag, missing argument, or a value of the
+     wrong type";
 
 /// Find the training images a classifier gets most wrong, show them, and test which data fix
 /// helps.
@@ -317,6 +319,11 @@ pub struct DemoArgs {
     /// Tiles per grid.
     #[arg(short, default_value_t = 16, value_name = "K")]
     pub k: usize,
+
+    /// Write into --out even if it already contains files (run files are replaced, nothing
+    /// else is deleted).
+    #[arg(long)]
+    pub overwrite: bool,
 
     #[command(flatten)]
     pub training: TrainingOptions,

@@ -114,8 +114,9 @@ pub fn run_compare(args: &CompareArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             let info = RunInfo::read(&dir)?;
             if info.status != RunStatus::Complete {
                 tracing::warn!(
-                    "{} is incomplete (status running, {} epochs finished); leaving it out",
+                    "{} is incomplete (status {}, {} epochs finished); leaving it out",
                     dir.display(),
+                    info.status,
                     info.epochs.len()
                 );
                 continue;

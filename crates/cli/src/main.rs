@@ -31,14 +31,32 @@ const EXIT_ERROR: u8 = 1;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_logging(cli.quiet, cli.verbose);
+    progress::install_stop_handler();
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
             progress::clear_all();
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_chain(&error));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// Joins an error and its causes with ": ", leaving out a cause whose text the message already
+/// contains (library errors often quote their source in their own message).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

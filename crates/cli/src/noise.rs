@@ -72,6 +72,13 @@ pub fn evaluate(candidates: &[usize], ranking: &[usize], flipped: &[usize]) -> N
 /// list in run.json's `config`. Returns `None` when the run has neither.
 pub fn read_flipped(run: &Path, config: &serde_json::Value) -> anyhow::Result<Option<Vec<usize>>> {
     let path = run.join(NOISE_JSON);
+    // A run trained without --label-noise has no flips, whatever files its folder contains.
+    if config
+        .get("label_noise")
+        .is_some_and(|value| value.is_null())
+    {
+        return Ok(None);
+    }
     let from_file;
     let value = if path.is_file() {
         let text = std::fs::read_to_string(&path)

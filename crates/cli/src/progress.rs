@@ -1,10 +1,33 @@
 //! Progress bars for training and evaluation (only on a terminal).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use toploss_train::Phase;
+
+/// Set by the first Ctrl-C or SIGTERM: training stops before its next step and marks the run
+/// folder interrupted. A second signal ends the process at once.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C / SIGTERM handler that sets [`stop_requested`].
+pub fn install_stop_handler() {
+    let installed = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        println_above_bars("stopping after the current step (press Ctrl-C again to quit now)");
+    });
+    if let Err(error) = installed {
+        tracing::debug!("no Ctrl-C handler: {error}");
+    }
+}
+
+/// Returns true once Ctrl-C or SIGTERM arrived.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
 
 /// The bar on screen, if any, so that the error path and status lines can clear it.
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);

@@ -14,6 +14,10 @@ use toploss_report::{Tile, TileImage, write_grid_png};
 use crate::args::{SplitArg, TopArgs};
 use crate::output::Ui;
 
+/// Most tiles a grid draws (20 x 20); the table and CSV list every ranked sample. A grid of a
+/// whole 60,000-image split would need gigabytes of memory and be unreadable.
+pub const MAX_GRID_TILES: usize = 400;
+
 /// What to rank.
 #[derive(Debug, Clone)]
 pub struct TopRequest {
@@ -73,6 +77,7 @@ pub fn render_top(
     let tiles: Vec<Tile> = top
         .ids
         .iter()
+        .take(MAX_GRID_TILES)
         .map(|&id| Tile {
             id: id as u32,
             image: TileImage {
@@ -193,6 +198,27 @@ fn csv_field(value: &str) -> String {
     }
 }
 
+/// Checks that `path` can be created: its folder exists (or can be made) and is a folder.
+pub(crate) fn check_output_parent(path: &Path) -> anyhow::Result<()> {
+    let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if parent.exists() && !parent.is_dir() {
+        bail!(
+            "cannot write {}: {} is a file, not a folder; choose another output path",
+            path.display(),
+            parent.display()
+        );
+    }
+    if path.is_dir() {
+        bail!(
+            "cannot write {}: it is a folder; give a file name",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Parses `--epoch N|last` against the epochs the run finished.
 pub(crate) fn resolve_epoch(value: &str, info: &RunInfo, run: &Path) -> anyhow::Result<u32> {
     let Some(last) = info.last_epoch() else {
@@ -286,6 +312,12 @@ pub(crate) fn load_run_dataset(
 
 /// Runs `toploss top`.
 pub fn run_top(args: &TopArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    if !args.run.exists() {
+        bail!(
+            "run folder {} does not exist; pass the --out folder of `toploss train`",
+            args.run.display()
+        );
+    }
     let info = RunInfo::read(&args.run)?;
     if args.k == 0 {
         bail!("invalid -k 0: expected at least 1");
@@ -320,16 +352,30 @@ pub fn run_top(args: &TopArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         class,
         smallest: args.smallest,
     };
+    // Name the default file after the tiles it can hold, not the k requested.
+    let split_len = rows.len();
+    let tiles = args.k.min(split_len).min(MAX_GRID_TILES);
     let png = args.out.clone().unwrap_or_else(|| {
         let what = if args.smallest { "lowest" } else { "top" };
         let class_part = class.map(|c| format!("-class{c}")).unwrap_or_default();
         args.run.join("top").join(format!(
-            "{split}-e{epoch:02}-{what}-{}{class_part}.png",
-            args.k
+            "{split}-e{epoch:02}-{what}-{tiles}{class_part}.png"
         ))
     });
+    // Check every output folder before writing anything, so that a bad --csv does not fail
+    // after the grid is written.
+    for path in std::iter::once(&png).chain(args.csv.as_ref()) {
+        check_output_parent(path)?;
+    }
     let ranking = render_top(&request, rows, &dataset, &info.classes, &png)?;
 
+    if ranking.ids.len() > MAX_GRID_TILES {
+        ui.status(&format!(
+            "note: the grid shows the first {MAX_GRID_TILES} of {} ranked samples; the table{} lists them all",
+            ranking.ids.len(),
+            if args.csv.is_some() { " and the CSV" } else { "" }
+        ));
+    }
     if ranking.top.clamped {
         ui.status(&format!(
             "note: -k {} is more than the {} eligible {split} samples; showing all of them",

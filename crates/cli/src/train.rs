@@ -44,9 +44,14 @@ pub fn run_train(args: &TrainArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             ui,
         )?;
         println!(
-            "wrote {} ({} epochs, test accuracy {:.2}%)",
+            "wrote {} ({} epoch{}, test accuracy {:.2}%)",
             outcome.dir.display(),
             outcome.info.epochs.len(),
+            if outcome.info.epochs.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             outcome.final_metrics().test_accuracy * 100.0
         );
         println!("next: toploss top {} -k 16", outcome.dir.display());
@@ -123,7 +128,14 @@ pub fn run_demo(args: &DemoArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
 
     let dataset = load(&spec).with_context(|| format!("cannot load dataset {spec}"))?;
-    let outcome = train_run(dataset.clone(), &spec, &out, false, &args.training, ui)?;
+    let outcome = train_run(
+        dataset.clone(),
+        &spec,
+        &out,
+        args.overwrite,
+        &args.training,
+        ui,
+    )?;
 
     // One grid per epoch, from the recorded dynamics.
     let dynamics = Dynamics::read(&out.join(DYNAMICS_PARQUET), None, Some(SplitName::Train))
@@ -309,8 +321,20 @@ pub fn train_run(
         .into());
     }
 
+    if let Some(folds) = options.folds
+        && (folds < 2 || folds > dataset.train.len())
+    {
+        bail!(
+            "invalid --folds {folds}: expected at least 2 and at most the {} train samples",
+            dataset.train.len()
+        );
+    }
+
     // Run folder
     prepare_output_dir(out, overwrite)?;
+    if overwrite {
+        remove_stale_run_files(out)?;
+    }
     let mut run_config = config_json(options, &config, spec, &overlays);
     add_dataset_config(&mut run_config, spec, &dataset);
     let info = RunInfo {
@@ -371,7 +395,20 @@ pub fn train_run(
     };
     let model = fit(&config, &data, &mut observer);
     clear_all();
-    let model = model?;
+    let model = match model {
+        Ok(model) => model,
+        Err(error) => {
+            // Leave run.json saying why the run has fewer epochs than configured.
+            let status = match error {
+                toploss_train::Error::Interrupted { .. } => RunStatus::Interrupted,
+                _ => RunStatus::Failed,
+            };
+            if let Err(mark_error) = observer.recorder.mark_stopped(status) {
+                tracing::warn!("cannot mark {} as {status}: {mark_error}", out.display());
+            }
+            return Err(error.into());
+        }
+    };
     observer.recorder.finish(&model)?;
 
     // Cross-validation, after the main run so that its results are on disk first.
@@ -390,6 +427,36 @@ pub fn train_run(
         dir: out.to_path_buf(),
         info: observer.recorder.info().clone(),
     })
+}
+
+/// Removes the files of an earlier run that this run may not write again (noise.json without
+/// --label-noise, oof_probs.npy without --folds, probabilities of other epochs), so that
+/// `--overwrite` never leaves a mix of two runs. Grids and tables in top/ and issues/ stay.
+fn remove_stale_run_files(out: &Path) -> anyhow::Result<()> {
+    let mut stale = vec![
+        out.join(NOISE_JSON),
+        out.join(OOF_PROBS_NPY),
+        out.join(toploss_data::run::MODEL_SAFETENSORS),
+        out.join(DYNAMICS_PARQUET),
+    ];
+    if let Ok(entries) = std::fs::read_dir(out.join(toploss_data::run::PROBS_DIR)) {
+        stale.extend(
+            entries
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "npy")),
+        );
+    }
+    for path in stale {
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::debug!("--overwrite: removed {}", path.display()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot remove {}", path.display()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Label changes and exclusions applied to the train split before training.
@@ -503,6 +570,10 @@ impl Observer for CliObserver {
 
     fn progress(&mut self, done: usize) {
         self.bars.update(done);
+    }
+
+    fn stop_requested(&self) -> bool {
+        crate::progress::stop_requested()
     }
 
     fn epoch_finished(&mut self, result: EpochResult) -> Result<(), toploss_train::Error> {

@@ -397,3 +397,48 @@ fn folds_write_out_of_fold_probabilities() {
     assert_ne!(probs, in_sample);
     assert_eq!(RunInfo::read(&out).unwrap().config["folds"], 3);
 }
+
+#[test]
+fn top_grid_is_capped_but_csv_lists_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    let csv = dir.path().join("all.csv");
+    let output = toploss()
+        .arg("top")
+        .arg(&run)
+        .args(["-k", "100000", "--no-table", "--csv"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the grid shows the first 400 of 600"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("train-e01-top-400.png"), "{stdout}");
+    let rows = std::fs::read_to_string(&csv).unwrap().lines().count() - 1;
+    assert_eq!(rows, 600);
+}
+
+#[test]
+fn top_checks_csv_folder_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let png = dir.path().join("grid.png");
+    let (code, stderr) = stderr_of(
+        toploss()
+            .arg("top")
+            .arg(&run)
+            .arg("--out")
+            .arg(&png)
+            .arg("--csv")
+            .arg(file.join("x.csv")),
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is a file, not a folder"), "{stderr}");
+    assert!(!png.exists(), "grid written before the CSV check");
+}

@@ -289,6 +289,10 @@ fn issues_scored_against_flipped_labels() {
         serde_json::json!({ "flipped": flipped }).to_string(),
     )
     .unwrap();
+    // noise.json counts only for a run that was trained with --label-noise.
+    let mut info = toploss_data::run::RunInfo::read(&run_dir).unwrap();
+    info.config["label_noise"] = serde_json::json!(0.1);
+    info.write(&run_dir).unwrap();
     let (code, stdout, stderr) = run(toploss()
         .arg("issues")
         .arg(&run_dir)

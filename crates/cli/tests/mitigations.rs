@@ -189,3 +189,95 @@ fn invalid_noise_rate_is_rejected() {
     assert_eq!(code, 1);
     assert!(stderr.contains("--label-noise 1.5"), "{stderr}");
 }
+
+#[test]
+fn overwrite_removes_files_of_the_old_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (code, stderr) = train(&out, &["--label-noise", "0.1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.join("noise.json").exists());
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+
+    let (code, stderr) = train(&out, &["--overwrite"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !out.join("noise.json").exists(),
+        "stale noise.json left behind"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert!(RunInfo::read(&out).unwrap().config["label_noise"].is_null());
+}
+
+#[test]
+fn invalid_folds_rejected_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (code, stderr) = train(&out, &["--folds", "1"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--folds 1"), "{stderr}");
+    assert!(!out.join("run.json").exists(), "nothing trained");
+}
+
+#[test]
+fn failed_run_is_marked_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (code, stderr) = train(&out, &["--lr", "1e12"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("training loss became"), "{stderr}");
+    let info = RunInfo::read(&out).unwrap();
+    assert_eq!(info.status, toploss_data::run::RunStatus::Failed);
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupted_run_is_marked_interrupted() {
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("toploss"))
+        .args(["-q", "train", "--data", &bundled_mnist(), "--out"])
+        .arg(&out)
+        .args([
+            "--epochs",
+            "200",
+            "--train-limit",
+            "2000",
+            "--test-limit",
+            "50",
+        ])
+        .args(["--model", "mlp"])
+        .spawn()
+        .unwrap();
+
+    // Wait for the first finished epoch, then send SIGINT as Ctrl-C would.
+    let started = Instant::now();
+    while RunInfo::read(&out)
+        .map(|info| info.epochs.is_empty())
+        .unwrap_or(true)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no epoch finished"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+
+    let info = RunInfo::read(&out).unwrap();
+    assert_eq!(info.status, toploss_data::run::RunStatus::Interrupted);
+    assert!(!info.epochs.is_empty() && info.epochs.len() < 200);
+    let dynamics = Dynamics::read(&out.join(DYNAMICS_PARQUET), None, None).unwrap();
+    assert_eq!(dynamics.rows(), info.epochs.len() * (2000 + 50));
+}

@@ -13,6 +13,9 @@ pub(crate) const PROBABILITY_RANGE_TOLERANCE: f64 = 1e-6;
 /// (multi-label) outputs miss by far more. cleanlab does not check row sums at all.
 pub(crate) const ROW_SUM_TOLERANCE: f64 = 1e-3;
 
+/// Rows per parallel block of [`probabilities`].
+const CHECK_BLOCK_ROWS: usize = 4096;
+
 /// Checks that there are at least `needed` classes.
 pub(crate) fn classes(method: &'static str, num_classes: usize, needed: usize) -> Result<()> {
     if num_classes < needed {
@@ -77,23 +80,31 @@ pub(crate) fn labels(kind: &'static str, labels: &[u32], num_classes: usize) -> 
 /// values in [0, 1] within [`PROBABILITY_RANGE_TOLERANCE`], summing to 1 within
 /// [`ROW_SUM_TOLERANCE`].
 pub(crate) fn probabilities<T: Real>(probs: &[T], num_classes: usize) -> Result<()> {
+    // No early exit inside a row, so that the compiler can vectorise the loop.
     let row_is_valid = |row: &[T]| {
         let mut sum = 0.0;
+        let mut all_in_range = true;
         for &value in row {
             let value = value.to_f64();
-            if !value_in_range(value) {
-                return false;
-            }
+            all_in_range &= value_in_range(value);
             sum += value;
         }
-        (sum - 1.0).abs() <= ROW_SUM_TOLERANCE
+        all_in_range && (sum - 1.0).abs() <= ROW_SUM_TOLERANCE
     };
-    let Some(id) = probs
-        .par_chunks(num_classes)
-        .position_first(|row| !row_is_valid(row))
+    // Find the first block with an invalid row in parallel, then the row within it.
+    let block_len = num_classes * CHECK_BLOCK_ROWS;
+    let Some(block) = probs
+        .par_chunks(block_len)
+        .position_first(|rows| !rows.chunks(num_classes).all(row_is_valid))
     else {
         return Ok(());
     };
+    let first_row = block * CHECK_BLOCK_ROWS;
+    let id = first_row
+        + probs[first_row * num_classes..]
+            .chunks(num_classes)
+            .position(|row| !row_is_valid(row))
+            .unwrap_or(0);
 
     // Build the error for the first invalid row.
     let row = &probs[id * num_classes..(id + 1) * num_classes];
@@ -112,6 +123,7 @@ pub(crate) fn probabilities<T: Real>(probs: &[T], num_classes: usize) -> Result<
     })
 }
 
+#[inline]
 fn value_in_range(value: f64) -> bool {
     // NaN lies in no range, so it is rejected too.
     (-PROBABILITY_RANGE_TOLERANCE..=1.0 + PROBABILITY_RANGE_TOLERANCE).contains(&value)

@@ -6,6 +6,8 @@
 
 use std::cmp::Ordering;
 
+use crate::Real;
+
 /// Block size below which NumPy's pairwise summation adds sequentially with eight
 /// accumulators (`PW_BLOCKSIZE` in NumPy's `loops_utils.h.src`).
 const PAIRWISE_BLOCK: usize = 128;
@@ -17,24 +19,29 @@ const PAIRWISE_BLOCK: usize = 128;
 /// does not fill a group of eight is added after. Longer arrays are split near the middle at a
 /// multiple of 8 and both halves are summed recursively. This is checked against NumPy 2.4 on
 /// random arrays of 1 to 3000 values in the tests below.
-pub(crate) fn pairwise_sum(values: &[f64]) -> f64 {
+///
+/// `f32` values are widened to `f64` as they are added, which gives the same sum as widening
+/// them all first.
+pub(crate) fn pairwise_sum<T: Real>(values: &[T]) -> f64 {
     let n = values.len();
     if n < 8 {
-        return values.iter().fold(0.0, |sum, &v| sum + v);
+        return values.iter().fold(0.0, |sum, &v| sum + v.to_f64());
     }
     if n <= PAIRWISE_BLOCK {
         let mut partial = [0.0; 8];
-        partial.copy_from_slice(&values[..8]);
+        for (sum, &v) in partial.iter_mut().zip(&values[..8]) {
+            *sum = v.to_f64();
+        }
         let whole = n - n % 8;
         for group in values[8..whole].chunks_exact(8) {
             for (sum, &v) in partial.iter_mut().zip(group) {
-                *sum += v;
+                *sum += v.to_f64();
             }
         }
         let mut sum = ((partial[0] + partial[1]) + (partial[2] + partial[3]))
             + ((partial[4] + partial[5]) + (partial[6] + partial[7]));
         for &v in &values[whole..] {
-            sum += v;
+            sum += v.to_f64();
         }
         return sum;
     }
@@ -114,6 +121,18 @@ mod tests {
         let sequential: f64 = values.iter().sum();
         assert_eq!(pairwise_sum(&values), 143.0);
         assert_eq!(sequential, 16.0);
+    }
+
+    #[test]
+    fn pairwise_sum_of_f32_equals_widened_sum() {
+        // 300 values take the recursive path. Widening while adding must give the same bits
+        // as widening every value first.
+        let narrow: Vec<f32> = (0..300).map(|i| 0.1 + i as f32 * 1e-3).collect();
+        let wide: Vec<f64> = narrow.iter().map(|&v| f64::from(v)).collect();
+        assert_eq!(
+            pairwise_sum(&narrow).to_bits(),
+            pairwise_sum(&wide).to_bits()
+        );
     }
 
     #[test]

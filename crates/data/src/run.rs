@@ -195,6 +195,28 @@ pub enum RunStatus {
     Running,
     /// All epochs finished and the weights were written.
     Complete,
+    /// Stopped by Ctrl-C or SIGTERM; `epochs` lists the finished ones.
+    Interrupted,
+    /// Stopped by an error; `epochs` lists the finished ones.
+    Failed,
+}
+
+impl RunStatus {
+    /// Returns the name used in `run.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Complete => "complete",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The model of a run, as recorded in `run.json`.

@@ -152,6 +152,10 @@ pub trait Observer {
     fn progress(&mut self, _done: usize) {}
     /// An epoch finished; returning an error stops training.
     fn epoch_finished(&mut self, result: EpochResult) -> Result<(), Error>;
+    /// Returns true when training should stop (checked before every step), for Ctrl-C.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Everything measured in one epoch.
@@ -354,6 +358,9 @@ fn run_epochs(
         let mut train_margin = vec![None; data.train.len()];
         let mut objective_sum = 0.0;
         for (step, ids) in order.chunks(config.batch_size).enumerate() {
+            if observer.stop_requested() {
+                return Err(Error::Interrupted { epoch });
+            }
             batch_images.clear();
             batch_labels.clear();
             for &id in ids {

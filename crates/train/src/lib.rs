@@ -41,6 +41,14 @@ pub enum Error {
         /// The accepted range.
         expected: &'static str,
     },
+    /// The observer asked to stop, e.g. after Ctrl-C.
+    #[error(
+        "training interrupted during epoch {epoch}; the run folder describes the epochs before it"
+    )]
+    Interrupted {
+        /// The epoch that was cut short (1-based).
+        epoch: u32,
+    },
     /// Every train sample was discarded.
     #[error("no train samples left to train on: every id was discarded; check the --discard file")]
     NothingToTrain,

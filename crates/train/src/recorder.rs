@@ -101,6 +101,13 @@ impl Recorder {
         Ok(metrics)
     }
 
+    /// Records that training stopped early with `status`, keeping the finished epochs.
+    pub fn mark_stopped(&mut self, status: RunStatus) -> Result<(), Error> {
+        self.info.status = status;
+        self.info.write(&self.dir)?;
+        Ok(())
+    }
+
     /// Writes the final weights and marks the run complete.
     pub fn finish(&mut self, model: &Classifier) -> Result<(), Error> {
         let path = self.dir.join(MODEL_SAFETENSORS);
@@ -133,6 +140,16 @@ pub fn save_weights(model: &Classifier, path: &Path) -> Result<(), Error> {
             path: path.to_path_buf(),
             message: error.to_string(),
         })?;
+    // Same mode as the other run files, which are written 0644 less the umask.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let permissions = fs::Permissions::from_mode(0o644);
+        fs::set_permissions(&temporary, permissions).map_err(|source| Error::Io {
+            path: temporary.clone(),
+            source,
+        })?;
+    }
     fs::rename(&temporary, path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,

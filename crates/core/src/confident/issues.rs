@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use rayon::prelude::*;
 
 use super::{check_input, confident_joint_unchecked, ids_by_class};
-use crate::numpy::{argmax_first, cmp_f64};
+use crate::numpy::argmax_first;
 use crate::scores::{confidence_weighted_entropy_unchecked, margin_of_row, per_row};
 use crate::{Error, Real, Result};
 
@@ -14,6 +14,9 @@ use crate::{Error, Real, Result};
 /// 2.9.0's `FLOATING_POINT_COMPARISON`. A flagged sample whose given label is within 1e-6 of
 /// the top probability is unflagged again.
 const NEAR_ARGMAX_TOLERANCE: f64 = 1e-6;
+
+/// Rows per parallel block of the final near-argmax step of [`find_label_issues`].
+const UNFLAG_BLOCK_ROWS: usize = 1 << 14;
 
 /// Label-issue filter of [`find_label_issues`]. The names follow cleanlab's `filter_by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -157,8 +160,7 @@ pub fn find_label_issues<T: Real>(
     check_input(probs, labels, num_classes)?;
     let k = num_classes;
     let n = labels.len();
-    let ids_by_class = ids_by_class(labels, k);
-    let joint = confident_joint_unchecked(probs, labels, k, &ids_by_class);
+    let joint = confident_joint_unchecked(probs, labels, k);
 
     let mut mask = vec![false; n];
     match options.filter {
@@ -180,12 +182,24 @@ pub fn find_label_issues<T: Real>(
         }
         Filter::PruneByNoiseRate | Filter::PruneByClass | Filter::Both => {
             let prune_counts = prune_count_matrix(&joint.calibrated, k, options);
+            let ids_by_class = ids_by_class(labels, k);
+            // Each class's rows, copied into a contiguous buffer (ascending id) by one sequential
+            // pass, so that prune_class reads them in order. Gathering the rows of one class at
+            // a time instead would read most cache lines of `probs` once per class.
+            let mut rows_by_class: Vec<Vec<T>> = ids_by_class
+                .iter()
+                .map(|ids| Vec::with_capacity(ids.len() * k))
+                .collect();
+            for (row, &label) in probs.chunks_exact(k).zip(labels) {
+                rows_by_class[label as usize].extend(row.iter().copied());
+            }
             let flagged_by = |by_class: bool| -> Vec<bool> {
                 let per_class: Vec<Vec<usize>> = ids_by_class
                     .par_iter()
+                    .zip(&rows_by_class)
                     .enumerate()
-                    .map(|(class, ids)| {
-                        prune_class(probs, k, class, ids, &prune_counts, options, by_class)
+                    .map(|(class, (ids, rows))| {
+                        prune_class(rows, k, class, ids, &prune_counts, options, by_class)
                     })
                     .collect();
                 let mut flags = vec![false; n];
@@ -222,13 +236,18 @@ pub fn find_label_issues<T: Real>(
         }
     }
 
-    // Unflag samples whose given label is (within 1e-6 of) the prediction.
-    mask.par_iter_mut()
-        .zip(probs.par_chunks(k))
-        .zip(labels.par_iter())
-        .for_each(|((flag, row), &label)| {
-            if *flag && label_is_near_argmax(row, label as usize) {
-                *flag = false;
+    // Unflag samples whose given label is (within 1e-6 of) the prediction. Blocks of rows keep
+    // rayon's per-item overhead off the mostly unflagged samples.
+    mask.par_chunks_mut(UNFLAG_BLOCK_ROWS)
+        .zip(probs.par_chunks(k * UNFLAG_BLOCK_ROWS))
+        .zip(labels.par_chunks(UNFLAG_BLOCK_ROWS))
+        .for_each(|((flags, rows), block_labels)| {
+            for ((flag, row), &label) in
+                flags.iter_mut().zip(rows.chunks_exact(k)).zip(block_labels)
+            {
+                if *flag && label_is_near_argmax(row, label as usize) {
+                    *flag = false;
+                }
             }
         });
     Ok(mask)
@@ -247,7 +266,8 @@ pub fn find_label_issues_ranked<T: Real>(
     ranking: Ranking,
 ) -> Result<Vec<usize>> {
     let mask = find_label_issues(probs, labels, num_classes, options)?;
-    order_label_issues(&mask, probs, labels, num_classes, ranking)
+    // find_label_issues has checked the input already.
+    Ok(order_unchecked(&mask, probs, labels, num_classes, ranking))
 }
 
 /// Returns the ids flagged in `mask`, ascending by the `ranking` score (most suspicious first),
@@ -268,25 +288,50 @@ pub fn order_label_issues<T: Real>(
 ) -> Result<Vec<usize>> {
     crate::check::same_len("mask", mask.len(), "labels", labels.len())?;
     check_input(probs, labels, num_classes)?;
-    let flagged: Vec<usize> = (0..mask.len()).filter(|&id| mask[id]).collect();
-    let flagged_probs: Vec<T> = flagged
-        .iter()
-        .flat_map(|&id| {
-            probs[id * num_classes..(id + 1) * num_classes]
-                .iter()
-                .copied()
-        })
-        .collect();
-    let flagged_labels: Vec<u32> = flagged.iter().map(|&id| labels[id]).collect();
-    let scores = ranking.scores_unchecked(&flagged_probs, &flagged_labels, num_classes);
+    Ok(order_unchecked(mask, probs, labels, num_classes, ranking))
+}
 
-    // Stable sort by score: equal scores keep ascending id order.
-    let mut order: Vec<usize> = (0..flagged.len()).collect();
-    order.sort_by(|&a, &b| cmp_f64(scores[a], scores[b]));
-    Ok(order
-        .into_iter()
-        .map(|position| flagged[position])
-        .collect())
+/// [`order_label_issues`] on checked input.
+fn order_unchecked<T: Real>(
+    mask: &[bool],
+    probs: &[T],
+    labels: &[u32],
+    num_classes: usize,
+    ranking: Ranking,
+) -> Vec<usize> {
+    let k = num_classes;
+    let flagged: Vec<usize> = (0..mask.len()).filter(|&id| mask[id]).collect();
+    let scores: Vec<f64> = match ranking {
+        Ranking::SelfConfidence => flagged
+            .par_iter()
+            .map(|&id| probs[id * k + labels[id] as usize].to_f64())
+            .collect(),
+        Ranking::NormalizedMargin => flagged
+            .par_iter()
+            .map(|&id| {
+                (margin_of_row(&probs[id * k..(id + 1) * k], labels[id] as usize) + 1.0) / 2.0
+            })
+            .collect(),
+        Ranking::ConfidenceWeightedEntropy => {
+            // This score depends on the flagged rows only, so they are copied and scored as a
+            // dataset of their own.
+            let flagged_probs: Vec<T> = flagged
+                .iter()
+                .flat_map(|&id| probs[id * k..(id + 1) * k].iter().copied())
+                .collect();
+            let flagged_labels: Vec<u32> = flagged.iter().map(|&id| labels[id]).collect();
+            ranking.scores_unchecked(&flagged_probs, &flagged_labels, k)
+        }
+    };
+
+    // Sorting (key, id) pairs orders by score, ties by lower id, like a stable sort by score.
+    let mut keyed: Vec<(u64, usize)> = scores
+        .iter()
+        .zip(&flagged)
+        .map(|(&score, &id)| (sort_key(score), id))
+        .collect();
+    keyed.par_sort_unstable();
+    keyed.into_iter().map(|(_, id)| id).collect()
 }
 
 /// Estimates the number of label issues as cleanlab 2.9.0's `num_label_issues` with its
@@ -298,8 +343,7 @@ pub fn order_label_issues<T: Real>(
 /// As described in the [module docs](super).
 pub fn num_label_issues<T: Real>(probs: &[T], labels: &[u32], num_classes: usize) -> Result<usize> {
     check_input(probs, labels, num_classes)?;
-    let ids_by_class = ids_by_class(labels, num_classes);
-    let joint = confident_joint_unchecked(probs, labels, num_classes, &ids_by_class);
+    let joint = confident_joint_unchecked(probs, labels, num_classes);
     Ok(count_off_diagonal_issues(
         probs,
         labels,
@@ -383,8 +427,9 @@ fn prune_count_matrix(calibrated: &[u64], k: usize, options: &LabelIssueOptions)
 }
 
 /// Flags of one given class under `prune_by_class` (`by_class`) or `prune_by_noise_rate`.
+/// `rows` contains the probabilities of the class's samples `ids`, `ids.len() x K` row-major.
 fn prune_class<T: Real>(
-    probs: &[T],
+    rows: &[T],
     k: usize,
     class: usize,
     ids: &[usize],
@@ -406,7 +451,7 @@ fn prune_class<T: Real>(
     if count <= 1 {
         return Vec::new();
     }
-    let p = |id: usize, column: usize| probs[id * k + column].to_f64();
+    let mut keys = vec![0_u64; count];
 
     if by_class {
         // The count - P[i][i] samples with the lowest p_i.
@@ -414,36 +459,78 @@ fn prune_class<T: Real>(
         if to_prune < 1 {
             return Vec::new();
         }
-        return lowest(ids, to_prune as usize, |id| p(id, class));
+        for (key, row) in keys.iter_mut().zip(rows.chunks_exact(k)) {
+            *key = sort_key(row[class].to_f64());
+        }
+        return lowest_keyed(ids, to_prune as usize, &keys, &mut Vec::new());
     }
 
     // For each other class j, the P[j][i] samples with the largest p_j - p_i.
     let mut flagged = Vec::new();
+    let mut scratch = Vec::with_capacity(count);
     for other in (0..k).filter(|&j| j != class) {
         let to_prune = prune_counts[other * k + class];
         if to_prune > 0 {
-            flagged.extend(lowest(ids, to_prune as usize, |id| {
-                -(p(id, other) - p(id, class))
-            }));
+            for (key, row) in keys.iter_mut().zip(rows.chunks_exact(k)) {
+                *key = sort_key(-(row[other].to_f64() - row[class].to_f64()));
+            }
+            flagged.extend(lowest_keyed(ids, to_prune as usize, &keys, &mut scratch));
         }
     }
     flagged
 }
 
 /// Returns the `count` ids with the lowest `key`, ties by lower id, in no particular order
-/// (a partial selection, not a sort). All ids if `count >= ids.len()`.
+/// (a partial selection, not a sort). All ids if `count >= ids.len()`. Keys must not be NaN.
 fn lowest(ids: &[usize], count: usize, key: impl Fn(usize) -> f64) -> Vec<usize> {
+    if count >= ids.len() {
+        return ids.to_vec();
+    }
+    let keys: Vec<u64> = ids.iter().map(|&id| sort_key(key(id))).collect();
+    lowest_keyed(ids, count, &keys, &mut Vec::new())
+}
+
+/// [`lowest`] with precomputed [`sort_key`]s: `keys[i]` belongs to `ids[i]`. `scratch` is
+/// working memory, reused across calls.
+fn lowest_keyed(ids: &[usize], count: usize, keys: &[u64], scratch: &mut Vec<u64>) -> Vec<usize> {
     if count >= ids.len() {
         return ids.to_vec();
     }
     if count == 0 {
         return Vec::new();
     }
-    let mut keyed: Vec<(f64, usize)> = ids.iter().map(|&id| (key(id), id)).collect();
-    let by_key_then_id =
-        |a: &(f64, usize), b: &(f64, usize)| -> Ordering { cmp_f64(a.0, b.0).then(a.1.cmp(&b.1)) };
-    keyed.select_nth_unstable_by(count - 1, by_key_then_id);
-    keyed[..count].iter().map(|&(_, id)| id).collect()
+    // The count-th lowest key is the cutoff: every id below it is picked, and the ids at it
+    // fill the remaining places in ascending id order.
+    scratch.clear();
+    scratch.extend_from_slice(keys);
+    let cutoff = *scratch.select_nth_unstable(count - 1).1;
+    let mut picked = Vec::with_capacity(count);
+    let mut tied = Vec::new();
+    for (&id, &key) in ids.iter().zip(keys) {
+        match key.cmp(&cutoff) {
+            Ordering::Less => picked.push(id),
+            Ordering::Equal => tied.push(id),
+            Ordering::Greater => {}
+        }
+    }
+    tied.sort_unstable();
+    let missing = count - picked.len();
+    picked.extend_from_slice(&tied[..missing]);
+    picked
+}
+
+/// Maps a NaN-free float onto `u64` so that integer order is float order, with `-0.0` equal to
+/// `0.0` as in `numpy::cmp_f64`.
+fn sort_key(value: f64) -> u64 {
+    let value = if value == 0.0 { 0.0 } else { value };
+    let bits = value.to_bits();
+    // Negative floats: flip all bits, so a larger magnitude sorts lower. Positive floats: set
+    // the sign bit, so they sort above every negative one.
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
 }
 
 #[cfg(test)]
@@ -601,6 +688,37 @@ mod tests {
         let mut picked = lowest(&[10, 11, 12, 13], 2, |id| keys[id - 10]);
         picked.sort_unstable();
         assert_eq!(picked, vec![10, 11]);
+    }
+
+    #[test]
+    fn lowest_fills_ties_at_the_cutoff_by_id() {
+        // Keys [2, 1, 1, 0, 1] for ids 0..5; the lowest three: id 3 (0), then two of the
+        // three ids at key 1 (1, 2, 4), lowest ids first: 1 and 2.
+        let keys = [2.0, 1.0, 1.0, 0.0, 1.0];
+        let mut picked = lowest(&[0, 1, 2, 3, 4], 3, |id| keys[id]);
+        picked.sort_unstable();
+        assert_eq!(picked, vec![1, 2, 3]);
+        // Unsorted ids: ids [4, 2, 1] all at key 1, one place left: id 1.
+        assert_eq!(lowest(&[4, 2, 1], 1, |_| 1.0), vec![1]);
+    }
+
+    #[test]
+    fn sort_key_follows_float_order() {
+        // Ascending floats must give ascending keys, and -0.0 must equal 0.0.
+        let ascending = [
+            f64::NEG_INFINITY,
+            -2.5,
+            -1e-300,
+            0.0,
+            1e-300,
+            0.5,
+            1.0,
+            f64::INFINITY,
+        ];
+        for pair in ascending.windows(2) {
+            assert!(sort_key(pair[0]) < sort_key(pair[1]), "{pair:?}");
+        }
+        assert_eq!(sort_key(-0.0), sort_key(0.0));
     }
 
     #[test]

@@ -117,8 +117,8 @@ pub fn confident_thresholds<T: Real>(
     num_classes: usize,
 ) -> Result<Vec<f64>> {
     check_input(probs, labels, num_classes)?;
-    let ids_by_class = ids_by_class(labels, num_classes);
-    Ok(thresholds_of(probs, &ids_by_class, num_classes))
+    let label_counts = label_counts(labels, num_classes);
+    Ok(thresholds_of(probs, labels, &label_counts, num_classes))
 }
 
 /// Computes the confident joint, uncalibrated and calibrated (JAIR 2021, Eq. 3 and Sect. 3.1).
@@ -143,13 +143,7 @@ pub fn compute_confident_joint<T: Real>(
     num_classes: usize,
 ) -> Result<ConfidentJoint> {
     check_input(probs, labels, num_classes)?;
-    let ids_by_class = ids_by_class(labels, num_classes);
-    Ok(confident_joint_unchecked(
-        probs,
-        labels,
-        num_classes,
-        &ids_by_class,
-    ))
+    Ok(confident_joint_unchecked(probs, labels, num_classes))
 }
 
 /// Calibrates a confident joint (`K x K` row-major, row = given label) to the given label
@@ -315,9 +309,22 @@ pub(crate) fn check_input<T: Real>(probs: &[T], labels: &[u32], num_classes: usi
     Ok(())
 }
 
+/// Count of each given label (`K`).
+pub(crate) fn label_counts(labels: &[u32], num_classes: usize) -> Vec<u64> {
+    let mut counts = vec![0_u64; num_classes];
+    for &label in labels {
+        counts[label as usize] += 1;
+    }
+    counts
+}
+
 /// Ids of each given label, ascending.
 pub(crate) fn ids_by_class(labels: &[u32], num_classes: usize) -> Vec<Vec<usize>> {
-    let mut ids = vec![Vec::new(); num_classes];
+    // Count first so that each list is allocated once.
+    let mut ids: Vec<Vec<usize>> = label_counts(labels, num_classes)
+        .iter()
+        .map(|&count| Vec::with_capacity(count as usize))
+        .collect();
     for (id, &label) in labels.iter().enumerate() {
         ids[label as usize].push(id);
     }
@@ -325,28 +332,39 @@ pub(crate) fn ids_by_class(labels: &[u32], num_classes: usize) -> Vec<Vec<usize>
 }
 
 /// Thresholds from checked input, with NumPy's `np.mean` summation order.
+///
+/// One sequential pass over the rows gathers `p[id][y~_id]` into per-class lists in ascending
+/// id order, which is the order NumPy sums `pred_probs[labels == j, j]` in. The pairwise sums
+/// then run per class in parallel.
 fn thresholds_of<T: Real>(
     probs: &[T],
-    ids_by_class: &[Vec<usize>],
+    labels: &[u32],
+    label_counts: &[u64],
     num_classes: usize,
 ) -> Vec<f64> {
-    ids_by_class
+    let mut values: Vec<Vec<T>> = label_counts
+        .iter()
+        .map(|&count| Vec::with_capacity(count as usize))
+        .collect();
+    for (row, &label) in probs.chunks_exact(num_classes).zip(labels) {
+        let label = label as usize;
+        values[label].push(row[label]);
+    }
+    values
         .par_iter()
-        .enumerate()
-        .map(|(class, ids)| {
+        .map(|values| {
             // A class without samples: no probability can reach 2.
-            if ids.is_empty() {
+            if values.is_empty() {
                 return MISSING_CLASS_THRESHOLD;
             }
-            let values: Vec<f64> = ids
-                .iter()
-                .map(|&id| probs[id * num_classes + class].to_f64())
-                .collect();
-            let mean = pairwise_sum(&values) / values.len() as f64;
+            let mean = pairwise_sum(values) / values.len() as f64;
             mean.max(THRESHOLD_LOWER_BOUND)
         })
         .collect()
 }
+
+/// Rows per parallel block of the confident-joint count.
+const JOINT_BLOCK_ROWS: usize = 1 << 14;
 
 /// Marks a sample with no confident class.
 const NOT_CONFIDENT: u32 = u32::MAX;
@@ -356,45 +374,62 @@ pub(crate) fn confident_joint_unchecked<T: Real>(
     probs: &[T],
     labels: &[u32],
     num_classes: usize,
-    ids_by_class: &[Vec<usize>],
 ) -> ConfidentJoint {
     let k = num_classes;
-    let thresholds = thresholds_of(probs, ids_by_class, k);
+    let label_counts = label_counts(labels, k);
+    let thresholds = thresholds_of(probs, labels, &label_counts, k);
     let cutoffs: Vec<f64> = thresholds.iter().map(|t| t - THRESHOLD_TOLERANCE).collect();
 
-    // Estimated true label of each sample, or NOT_CONFIDENT.
-    let estimates: Vec<u32> = probs
-        .par_chunks(k)
-        .map(|row| {
-            let mut confident_count = 0;
-            let mut first_confident = 0;
-            for (class, (p, cutoff)) in row.iter().zip(&cutoffs).enumerate() {
-                if p.to_f64() >= *cutoff {
-                    if confident_count == 0 {
-                        first_confident = class;
-                    }
-                    confident_count += 1;
+    // Estimated true label of one row, or NOT_CONFIDENT.
+    let estimate_of = |row: &[T]| -> u32 {
+        let mut confident_count = 0;
+        let mut first_confident = 0;
+        for (class, (p, cutoff)) in row.iter().zip(&cutoffs).enumerate() {
+            if p.to_f64() >= *cutoff {
+                if confident_count == 0 {
+                    first_confident = class;
+                }
+                confident_count += 1;
+            }
+        }
+        match confident_count {
+            0 => NOT_CONFIDENT,
+            1 => first_confident as u32,
+            _ => argmax_first(row.iter().map(|p| p.to_f64())) as u32,
+        }
+    };
+
+    // Count each block of rows into its own joint and off-diagonal ids, in parallel, then
+    // merge the blocks in id order. Counts are integers, so the totals do not depend on the
+    // order, and the id lists concatenate in ascending order.
+    let blocks: Vec<(Vec<u64>, Vec<usize>)> = probs
+        .par_chunks(k * JOINT_BLOCK_ROWS)
+        .zip(labels.par_chunks(JOINT_BLOCK_ROWS))
+        .enumerate()
+        .map(|(block, (rows, block_labels))| {
+            let first_id = block * JOINT_BLOCK_ROWS;
+            let mut counts = vec![0_u64; k * k];
+            let mut off_diagonal = Vec::new();
+            for (offset, (row, &label)) in rows.chunks_exact(k).zip(block_labels).enumerate() {
+                let estimate = estimate_of(row);
+                if estimate == NOT_CONFIDENT {
+                    continue;
+                }
+                counts[label as usize * k + estimate as usize] += 1;
+                if estimate != label {
+                    off_diagonal.push(first_id + offset);
                 }
             }
-            match confident_count {
-                0 => NOT_CONFIDENT,
-                1 => first_confident as u32,
-                _ => argmax_first(row.iter().map(|p| p.to_f64())) as u32,
-            }
+            (counts, off_diagonal)
         })
         .collect();
-
-    // Count into the joint and collect the off-diagonal ids.
     let mut uncalibrated = vec![0_u64; k * k];
-    let mut off_diagonal_ids = Vec::new();
-    for (id, (&estimate, &label)) in estimates.iter().zip(labels).enumerate() {
-        if estimate == NOT_CONFIDENT {
-            continue;
+    let mut off_diagonal_ids = Vec::with_capacity(blocks.iter().map(|(_, ids)| ids.len()).sum());
+    for (counts, ids) in blocks {
+        for (total, count) in uncalibrated.iter_mut().zip(counts) {
+            *total += count;
         }
-        uncalibrated[label as usize * k + estimate as usize] += 1;
-        if estimate != label {
-            off_diagonal_ids.push(id);
-        }
+        off_diagonal_ids.extend(ids);
     }
 
     // Guarantee at least one correctly labelled sample per class, as cleanlab does.
@@ -403,7 +438,6 @@ pub(crate) fn confident_joint_unchecked<T: Real>(
         *diagonal = (*diagonal).max(1);
     }
 
-    let label_counts: Vec<u64> = ids_by_class.iter().map(|ids| ids.len() as u64).collect();
     let calibrated = calibrate_unchecked(&uncalibrated, &label_counts);
     ConfidentJoint {
         num_classes: k,
