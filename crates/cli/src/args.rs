@@ -525,8 +525,8 @@ pub struct PredictionFiles {
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
 
-    /// Class names, one a line in label order [default: the dataset's classes with --images,
-    /// else 0 to K-1].
+    /// Class names, one a line in label order [default: the classes of the --images dataset
+    /// where the command has that flag, else 0 to K-1].
     #[arg(long, value_name = "FILE")]
     pub classes: Option<PathBuf>,
 

@@ -449,8 +449,9 @@ fn run_probabilities(
     let path = probs_path(&args.run, split, epoch);
     if !path.is_file() {
         bail!(
-            "{} not found: the run kept no probabilities of epoch {epoch}; pass --epoch last, \
-             or train with --save-probs all to keep every epoch's",
+            "{} not found: the run has no probabilities of epoch {epoch} (training keeps only \
+             the last epoch's unless --save-probs all, and the file may have been removed); \
+             pass an --epoch whose file exists in probs/, or retrain",
             path.display()
         );
     }

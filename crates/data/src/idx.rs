@@ -192,7 +192,10 @@ pub fn read_stored(path: &Path) -> Result<Vec<u8>, Error> {
 pub fn decompress(path: &Path, stored: Vec<u8>) -> Result<Vec<u8>, Error> {
     if !is_gzip(&stored) {
         if path.extension().is_some_and(|ext| ext == "gz") {
-            tracing::debug!(path = %path.display(), "no gzip magic bytes; reading as raw IDX");
+            tracing::warn!(
+                "{} is named .gz but is not gzip data; reading it as a raw IDX file",
+                path.display()
+            );
         }
         return Ok(stored);
     }
