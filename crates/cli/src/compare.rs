@@ -341,14 +341,22 @@ pub fn group_runs(runs: Vec<Run>) -> (Vec<Configuration>, Vec<String>) {
     let configurations = groups
         .into_iter()
         .map(|runs| {
+            let parts: Vec<String> = differing
+                .iter()
+                .filter(|name| !LABEL_ONLY_DERIVED.contains(&name.as_str()))
+                .filter_map(|name| {
+                    let value = display_value(&runs[0].info, name);
+                    // Noise details and empty correction files add nothing to a label.
+                    let redundant = value == "none" && name.as_str() != "label_noise";
+                    (!redundant).then(|| format!("{name}={value}"))
+                })
+                .collect();
             let label = if differing.is_empty() {
                 "all runs".to_string()
+            } else if parts.is_empty() {
+                "defaults".to_string()
             } else {
-                differing
-                    .iter()
-                    .map(|name| format!("{name}={}", display_value(&runs[0].info, name)))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                parts.join(" ")
             };
             Configuration { label, runs }
         })
@@ -356,8 +364,13 @@ pub fn group_runs(runs: Vec<Run>) -> (Vec<Configuration>, Vec<String>) {
     (configurations, differing)
 }
 
-/// Formats a `config` value for a label: strings without quotes, `none` for a missing or null
-/// value, and whole-number floats without `.0` (`label_smoothing=0`).
+/// `config` keys that follow from other keys (the counts of a corrections file) and so are
+/// left out of labels; they still take part in grouping.
+const LABEL_ONLY_DERIVED: [&str; 2] = ["discarded", "relabelled"];
+
+/// Formats a `config` value for a label: strings without quotes (file paths as their file
+/// name), `none` for a missing or null value, and whole-number floats without `.0`
+/// (`label_smoothing=0`).
 fn display_value(info: &RunInfo, name: &str) -> String {
     // The dataset is grouped by fingerprint but shown as the FORMAT:PATH the user gave.
     if name == DATA_KEY && !info.config.get(name).is_some_and(Value::is_string) {
@@ -365,6 +378,9 @@ fn display_value(info: &RunInfo, name: &str) -> String {
     }
     match info.config.get(name) {
         None | Some(Value::Null) => "none".to_string(),
+        Some(Value::String(text)) if name == "relabel" || name == "discard" => Path::new(text)
+            .file_name()
+            .map_or_else(|| text.clone(), |file| file.to_string_lossy().into_owned()),
         Some(Value::String(text)) => text.clone(),
         Some(Value::Number(number)) => match number.as_f64() {
             Some(float) if number.is_f64() && float.fract() == 0.0 && float.abs() < 1e15 => {
