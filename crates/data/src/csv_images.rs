@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use crate::fingerprint::Fingerprinter;
 use crate::folder::LoadReport;
-use crate::options::{DatasetOptions, GeneratedSplit, LabelColumn, stratified_split};
+use crate::options::{DatasetOptions, LabelColumn, split_by_fraction};
 use crate::{Dataset, DatasetSpec, Error, ImageShape, Split};
 
 /// Train file name inside a `csv:` folder.
@@ -153,19 +153,10 @@ pub fn load(spec: &DatasetSpec) -> Result<Dataset, Error> {
         }
         None => {
             let fraction = fraction.unwrap_or(crate::options::DEFAULT_TEST_FRACTION);
-            let seed = options.split_seed;
-            let (train_rows, test_rows) =
-                stratified_split(&train_labels, classes.len(), fraction, seed);
             let whole = make_split(train_table.pixels, train_labels, shape);
-            let generated = GeneratedSplit {
-                test_fraction: fraction,
-                seed,
-            };
-            (
-                gather(&whole, &train_rows),
-                gather(&whole, &test_rows),
-                Some(generated),
-            )
+            let (train, test, generated) =
+                split_by_fraction(&whole, classes.len(), fraction, options.split_seed);
+            (train, test, Some(generated))
         }
     };
     for (split, name) in [(&train, "train"), (&test, "test")] {
@@ -567,17 +558,6 @@ fn make_split(images: Vec<u8>, labels: Vec<u32>, shape: ImageShape) -> Split {
         shape,
         paths: None,
     }
-}
-
-/// Copies the rows at `positions` (ascending) into a new split.
-fn gather(whole: &Split, positions: &[usize]) -> Split {
-    let mut images = Vec::with_capacity(positions.len() * whole.shape.len());
-    let mut labels = Vec::with_capacity(positions.len());
-    for &position in positions {
-        images.extend_from_slice(whole.image(position));
-        labels.push(whole.labels[position]);
-    }
-    make_split(images, labels, whole.shape)
 }
 
 #[cfg(test)]

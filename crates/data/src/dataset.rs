@@ -276,6 +276,30 @@ impl Split {
         &self.images[id * size..(id + 1) * size]
     }
 
+    /// Copies the samples at `ids` (in the order given) into a new split, paths included.
+    ///
+    /// # Panics
+    ///
+    /// When an id is `>= self.len()`.
+    pub fn select(&self, ids: &[usize]) -> Split {
+        let mut images = Vec::with_capacity(ids.len() * self.shape.len());
+        let mut labels = Vec::with_capacity(ids.len());
+        let mut paths = Vec::with_capacity(ids.len());
+        for &id in ids {
+            images.extend_from_slice(self.image(id));
+            labels.push(self.labels[id]);
+            if let Some(path) = self.path(id) {
+                paths.push(path.to_string());
+            }
+        }
+        Split {
+            images,
+            labels,
+            shape: self.shape,
+            paths: self.paths.as_ref().map(|_| paths),
+        }
+    }
+
     /// Keeps the first `n` samples, for quick runs on a subset; ids stay the same because
     /// the kept samples are the first ones. Does nothing when `n >= self.len()`.
     pub fn truncate(&mut self, n: usize) {

@@ -34,7 +34,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::Fingerprinter;
-use crate::options::{GeneratedSplit, ImageSize, stratified_split};
+use crate::options::{ImageSize, split_by_fraction};
 use crate::{Dataset, DatasetSpec, Error, ImageShape, Split};
 
 /// Files read and hashed per step of the first pass, to bound the bytes held at once.
@@ -233,18 +233,9 @@ pub fn load(spec: &DatasetSpec) -> Result<Dataset, Error> {
         Some(test) => (whole_train, test, None),
         None => {
             let fraction = options.checked_test_fraction()?;
-            let seed = options.split_seed;
-            let (train_ids, test_ids) =
-                stratified_split(&whole_train.labels, classes.len(), fraction, seed);
-            let generated = GeneratedSplit {
-                test_fraction: fraction,
-                seed,
-            };
-            (
-                gather(&whole_train, &train_ids),
-                gather(&whole_train, &test_ids),
-                Some(generated),
-            )
+            let (train, test, generated) =
+                split_by_fraction(&whole_train, classes.len(), fraction, options.split_seed);
+            (train, test, Some(generated))
         }
     };
     for (split, name) in [(&train, "train"), (&test, "test")] {
@@ -590,26 +581,6 @@ fn log_report(report: &LoadReport) {
             skipped = report.skipped.len(),
             "images converted or skipped; debug-level logging lists every converted file"
         );
-    }
-}
-
-/// Copies the samples at `ids` (ascending) into a new split, paths included.
-fn gather(whole: &Split, ids: &[usize]) -> Split {
-    let mut images = Vec::with_capacity(ids.len() * whole.shape.len());
-    let mut labels = Vec::with_capacity(ids.len());
-    let mut paths = Vec::with_capacity(ids.len());
-    for &id in ids {
-        images.extend_from_slice(whole.image(id));
-        labels.push(whole.labels[id]);
-        if let Some(path) = whole.path(id) {
-            paths.push(path.to_string());
-        }
-    }
-    Split {
-        images,
-        labels,
-        shape: whole.shape,
-        paths: whole.paths.as_ref().map(|_| paths),
     }
 }
 

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Shuffler};
+use crate::{Error, Shuffler, Split};
 
 /// Share of the samples that goes to the test split when the files define none.
 pub const DEFAULT_TEST_FRACTION: f64 = 0.2;
@@ -251,6 +251,22 @@ pub fn stratified_split(
     train.sort_unstable();
     test.sort_unstable();
     (train, test)
+}
+
+/// Splits `whole` into train and test by [`stratified_split`] and records how, for datasets
+/// that come without a test split.
+pub fn split_by_fraction(
+    whole: &Split,
+    classes: usize,
+    fraction: f64,
+    seed: u64,
+) -> (Split, Split, GeneratedSplit) {
+    let (train_ids, test_ids) = stratified_split(&whole.labels, classes, fraction, seed);
+    let generated = GeneratedSplit {
+        test_fraction: fraction,
+        seed,
+    };
+    (whole.select(&train_ids), whole.select(&test_ids), generated)
 }
 
 #[cfg(test)]
