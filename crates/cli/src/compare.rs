@@ -338,12 +338,26 @@ pub fn group_runs(runs: Vec<Run>) -> (Vec<Configuration>, Vec<String>) {
         .cloned()
         .collect();
 
+    // Noise details that every noisy configuration shares only repeat `label_noise`.
+    let shared_noise_details: Vec<&str> = NOISE_DETAILS
+        .into_iter()
+        .filter(|name| {
+            let values: std::collections::BTreeSet<String> = groups
+                .iter()
+                .map(|runs| display_value(&runs[0].info, name))
+                .filter(|value| value != "none")
+                .collect();
+            values.len() <= 1
+        })
+        .collect();
+
     let configurations = groups
         .into_iter()
         .map(|runs| {
             let parts: Vec<String> = differing
                 .iter()
                 .filter(|name| !LABEL_ONLY_DERIVED.contains(&name.as_str()))
+                .filter(|name| !shared_noise_details.contains(&name.as_str()))
                 .filter_map(|name| {
                     let value = display_value(&runs[0].info, name);
                     // Noise details and empty correction files add nothing to a label.
@@ -367,6 +381,10 @@ pub fn group_runs(runs: Vec<Run>) -> (Vec<Configuration>, Vec<String>) {
 /// `config` keys that follow from other keys (the counts of a corrections file) and so are
 /// left out of labels; they still take part in grouping.
 const LABEL_ONLY_DERIVED: [&str; 2] = ["discarded", "relabelled"];
+
+/// `config` keys that describe `label_noise` and are left out of labels when every noisy
+/// configuration has the same value.
+const NOISE_DETAILS: [&str; 2] = ["noise_kind", "noise_seed"];
 
 /// Formats a `config` value for a label: strings without quotes (file paths as their file
 /// name), `none` for a missing or null value, and whole-number floats without `.0`
