@@ -1,6 +1,7 @@
 //! Per-sample results from logits: the evaluation pass behind every recorded loss.
 
 use burn::prelude::*;
+use rayon::prelude::*;
 use toploss_data::run::SplitDynamics;
 
 use crate::fit::SplitTensors;
@@ -137,34 +138,47 @@ pub fn evaluate(
         probs: vec![0.0; n * classes],
     };
 
-    let mut start = 0;
-    while start < n {
-        let end = (start + batch_size).min(n);
-        let batch = end - start;
-        let data = TensorData::new(
-            images[start * pixels..end * pixels].to_vec(),
-            [batch, shape[0], shape[1], shape[2]],
-        );
-        let logits = model.forward(Tensor::<4>::from_data(data, device)); // [batch, classes]
-        let logits: Vec<f32> = logits
-            .into_data()
-            .try_into_vec()
-            .expect("model logits are float32");
+    // Batches run a few at a time on the rayon pool: burn's CPU backend keeps this small
+    // network on about one core, so independent batches in parallel use the others. Each
+    // batch is computed exactly as it would be alone, so results do not depend on the pool.
+    let batches: Vec<(usize, usize)> = (0..n)
+        .step_by(batch_size)
+        .map(|start| (start, (start + batch_size).min(n)))
+        .collect();
+    let group = rayon::current_num_threads().max(1);
+    for window in batches.chunks(group) {
+        let logits: Vec<Vec<f32>> = window
+            .par_iter()
+            .map(|&(start, end)| {
+                let data = TensorData::new(
+                    images[start * pixels..end * pixels].to_vec(),
+                    [end - start, shape[0], shape[1], shape[2]],
+                );
+                model
+                    .forward(Tensor::<4>::from_data(data, device)) // [batch, classes]
+                    .into_data()
+                    .try_into_vec()
+                    .expect("model logits are float32")
+            })
+            .collect();
 
-        for (row, id) in (start..end).enumerate() {
-            let result = sample_from_logits(
-                &logits[row * classes..(row + 1) * classes],
-                labels[id] as usize,
-                &mut out.probs[id * classes..(id + 1) * classes],
-            );
-            out.rows.predicted.push(result.predicted);
-            out.rows.loss.push(result.loss);
-            out.rows.p_label.push(result.p_label);
-            out.rows.p_predicted.push(result.p_predicted);
-            out.rows.margin.push(result.margin);
+        for (&(start, end), logits) in window.iter().zip(&logits) {
+            for (row, id) in (start..end).enumerate() {
+                let result = sample_from_logits(
+                    &logits[row * classes..(row + 1) * classes],
+                    labels[id] as usize,
+                    &mut out.probs[id * classes..(id + 1) * classes],
+                );
+                out.rows.predicted.push(result.predicted);
+                out.rows.loss.push(result.loss);
+                out.rows.p_label.push(result.p_label);
+                out.rows.p_predicted.push(result.p_predicted);
+                out.rows.margin.push(result.margin);
+            }
         }
-        start = end;
-        progress(start);
+        if let Some(&(_, end)) = window.last() {
+            progress(end);
+        }
     }
     out
 }
