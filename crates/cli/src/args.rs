@@ -250,7 +250,7 @@ pub struct DatasetArgs {
     pub test_fraction: Option<f64>,
 
     /// Seed of that generated test split (independent of --seed, so that every training seed
-    /// sees the same split).
+    /// gets the same split).
     #[arg(long, default_value_t = 0, value_name = "S")]
     pub split_seed: u64,
 
@@ -448,7 +448,8 @@ pub struct IssuesArgs {
     #[arg(long, value_enum)]
     pub method: IssueMethodArg,
 
-    /// Which samples confident learning flags (only with --method confident-learning).
+    /// Filter that selects the samples confident learning flags (only with --method
+    /// confident-learning).
     #[arg(long, value_enum, default_value_t = FilterArg::PruneByNoiseRate)]
     pub filter: FilterArg,
 
@@ -474,7 +475,7 @@ pub struct IssuesArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Write into --out even if it already holds files (files of the same name are replaced,
+    /// Write into --out even if it already contains files (files of the same name are replaced,
     /// nothing else is deleted).
     #[arg(long)]
     pub overwrite: bool,
@@ -530,7 +531,7 @@ pub struct PredictionFiles {
     #[arg(long, value_name = "FILE")]
     pub classes: Option<PathBuf>,
 
-    /// Whether --predictions holds logits or probabilities.
+    /// Kind of values in --predictions: logits, probabilities, or auto-detected.
     #[arg(long, value_enum, default_value_t = KindArg::Auto)]
     pub kind: KindArg,
 }
@@ -545,7 +546,8 @@ pub struct ScoreArgs {
     #[arg(long, value_enum, default_value_t = ScoreMethodArg::ConfidentLearning)]
     pub method: ScoreMethodArg,
 
-    /// Which samples confident learning flags (only with --method confident-learning).
+    /// Filter that selects the samples confident learning flags (only with --method
+    /// confident-learning).
     #[arg(long, value_enum, default_value_t = FilterArg::PruneByNoiseRate)]
     pub filter: FilterArg,
 
@@ -570,7 +572,7 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
-    /// Write into --out even if it already holds files (files of the same name are replaced,
+    /// Write into --out even if it already contains files (files of the same name are replaced,
     /// nothing else is deleted).
     #[arg(long)]
     pub overwrite: bool,

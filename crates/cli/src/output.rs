@@ -27,7 +27,7 @@ pub fn init_logging(quiet: bool, verbose: u8) {
         .init();
 }
 
-/// What the user asked to see.
+/// Output settings requested on the command line.
 #[derive(Debug, Clone, Copy)]
 pub struct Ui {
     /// `-q`: no progress bars, no per-epoch lines.

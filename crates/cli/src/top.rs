@@ -18,7 +18,7 @@ use crate::output::Ui;
 /// whole 60,000-image split would need gigabytes of memory and be unreadable.
 pub const MAX_GRID_TILES: usize = 400;
 
-/// What to rank.
+/// Ranking request: epoch, split, class filter and direction.
 #[derive(Debug, Clone)]
 pub struct TopRequest {
     /// Tiles wanted.

@@ -195,7 +195,7 @@ fn invalid_options_exit_with_usage_or_error() {
     assert_eq!(code, 2);
 }
 
-/// A tiny run shared by the `top` tests.
+/// Trains the tiny run shared by the `top` tests.
 fn small_run(dir: &Path) -> PathBuf {
     let out = dir.join("run");
     train(
@@ -252,7 +252,7 @@ fn top_writes_grid_and_csv_in_rank_order() {
 }
 
 #[test]
-fn top_k_beyond_split_shows_all_and_says_so() {
+fn top_k_beyond_split_shows_all() {
     let dir = tempfile::tempdir().unwrap();
     let run = small_run(dir.path());
     let csv = dir.path().join("all.csv");

@@ -277,7 +277,8 @@ fn interrupted_run_is_marked_interrupted() {
 
     let info = RunInfo::read(&out).unwrap();
     assert_eq!(info.status, toploss_data::run::RunStatus::Interrupted);
-    assert!(!info.epochs.is_empty() && info.epochs.len() < 200);
+    assert!(!info.epochs.is_empty());
+    assert!(info.epochs.len() < 200);
     let dynamics = Dynamics::read(&out.join(DYNAMICS_PARQUET), None, None).unwrap();
     assert_eq!(dynamics.rows(), info.epochs.len() * (2000 + 50));
 }

@@ -333,13 +333,13 @@ impl SplitDynamics {
         self.loss.len()
     }
 
-    /// Whether there are no samples.
+    /// Returns true when there are no samples.
     pub fn is_empty(&self) -> bool {
         self.loss.is_empty()
     }
 }
 
-/// The arrow schema of `dynamics.parquet`.
+/// Returns the arrow schema of `dynamics.parquet`.
 pub fn dynamics_schema() -> Schema {
     Schema::new(vec![
         Field::new("epoch", DataType::UInt32, false),
@@ -385,7 +385,7 @@ impl Dynamics {
         self.parts.iter().map(|(_, _, rows)| rows.len()).sum()
     }
 
-    /// The rows of one epoch and split.
+    /// Returns the rows of one epoch and split.
     pub fn get(&self, epoch: u32, split: SplitName) -> Option<&SplitDynamics> {
         self.parts
             .iter()

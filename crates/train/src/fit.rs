@@ -110,13 +110,13 @@ impl SplitTensors {
         self.labels.len()
     }
 
-    /// Whether the split is empty.
+    /// Returns true when the split is empty.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
 }
 
-/// What the training loop needs to know about the data.
+/// Data and image geometry given to the training loop.
 #[derive(Debug, Clone)]
 pub struct TrainData {
     /// Train split.
@@ -129,7 +129,7 @@ pub struct TrainData {
     pub input: InputSpec,
 }
 
-/// Where the loop is, for progress display.
+/// Stage of the training loop, for progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Gradient steps over the train split.
@@ -343,7 +343,6 @@ fn run_epochs(
     // Data
     let mut shuffler = Shuffler::new(config.seed);
     let mut order = trained_ids;
-    let mut batch_images = Vec::with_capacity(config.batch_size * pixels);
     let mut batch_labels = Vec::with_capacity(config.batch_size);
 
     for epoch in 1..=config.epochs {
@@ -361,17 +360,15 @@ fn run_epochs(
             if observer.stop_requested() {
                 return Err(Error::Interrupted { epoch });
             }
-            batch_images.clear();
+            // A fresh buffer each step, because the tensor takes ownership of it.
+            let mut batch_images = Vec::with_capacity(ids.len() * pixels);
             batch_labels.clear();
             for &id in ids {
                 batch_images.extend_from_slice(&data.train.images[id * pixels..(id + 1) * pixels]);
                 batch_labels.push(data.train.labels[id]);
             }
             let images = Tensor::<4>::from_data(
-                TensorData::new(
-                    batch_images.clone(),
-                    [ids.len(), shape[0], shape[1], shape[2]],
-                ),
+                TensorData::new(batch_images, [ids.len(), shape[0], shape[1], shape[2]]),
                 &device,
             );
 

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-/// Which architecture to train.
+/// Architecture to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
@@ -19,7 +19,7 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
-    /// The name used on the command line and in `run.json`.
+    /// Returns the name used on the command line and in `run.json`.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::ShallowCnn => "shallow-cnn",
@@ -140,7 +140,7 @@ impl Mlp {
 }
 
 /// One of the supported architectures, as a single burn module.
-// A run holds one model, so the size difference between the variants costs nothing.
+// A run contains one model, so the size difference between the variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Classifier {

@@ -14,7 +14,7 @@ use crate::Error;
 use crate::fit::EpochResult;
 use crate::model::Classifier;
 
-/// Which epochs keep their `probs/SPLIT-eNN.npy` files.
+/// Policy for which epochs keep their `probs/SPLIT-eNN.npy` files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SaveProbs {
@@ -51,12 +51,12 @@ impl Recorder {
         })
     }
 
-    /// The run folder.
+    /// Returns the run folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// The run description as written so far.
+    /// Returns the run description as written so far.
     pub fn info(&self) -> &RunInfo {
         &self.info
     }
