@@ -19,7 +19,7 @@ pub enum ModelKind {
     /// Two hidden dense layers (256 and 128 units, ReLU) on the flattened image.
     Mlp,
     /// ResNet-8: a 3x3 stem and three stages of one basic residual block (16, 32, 64
-    /// filters) with BatchNorm, global average pooling and dense K; see [`ResnetSmall`].
+    /// filters) with BatchNorm, global average pooling and dense K. See [`ResnetSmall`].
     ResnetSmall,
 }
 

@@ -1,11 +1,12 @@
 //! A small residual network for CIFAR-sized images: ResNet-8 with one basic block per stage.
 //!
-//! The layout follows the CIFAR variant in He et al., "Deep Residual Learning for Image
-//! Recognition" (2016), Sect. 4.2: a 3x3 stem convolution, three stages of basic blocks with
-//! 16, 32 and 64 filters, stride 2 at the start of stages 2 and 3, global average pooling
-//! and one dense layer. With `n` blocks per stage the network has `6n + 2` weight layers, so
-//! the default `n = 1` is ResNet-8. Where a block changes the shape, its shortcut is a 1x1
-//! convolution with BatchNorm (the paper's option B), otherwise the identity.
+//! The layout follows the CIFAR networks of He et al., "Deep Residual Learning for Image
+//! Recognition" (2016). A 3x3 stem convolution feeds three stages of basic blocks with 16, 32
+//! and 64 filters, with stride 2 at the start of stages 2 and 3. Global average pooling and
+//! one dense layer give the logits. With `n` blocks per stage the network has `6n + 2` weight
+//! layers, so the default `n = 1` is ResNet-8. Where a block changes the shape, its shortcut
+//! is a 1x1 convolution with BatchNorm (the paper's projection shortcut). Every other
+//! shortcut is the identity.
 //!
 //! # BatchNorm modes
 //! burn 0.22's `BatchNorm` normalises with the statistics of the batch, and updates its
@@ -33,7 +34,7 @@ const PADDING: usize = 1;
 /// Stride of the first block of stages 2 and 3, which halves height and width.
 const DOWNSAMPLE_STRIDE: usize = 2;
 
-/// A 3x3 convolution without bias (the BatchNorm after it has one), padded by 1.
+/// Builds a 3x3 convolution padded by 1 and without bias, because the BatchNorm after it has one.
 fn conv3x3(inputs: usize, outputs: usize, stride: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([inputs, outputs], [KERNEL, KERNEL])
         .with_stride([stride, stride])
@@ -96,6 +97,8 @@ impl BasicBlock {
         }
     }
 
+    /// Applies the block.
+    ///
     /// # Shapes
     /// - x: `[batch_size, inputs, height, width]`
     /// - output: `[batch_size, outputs, ceil(height / stride), ceil(width / stride)]`
@@ -110,11 +113,11 @@ impl BasicBlock {
     }
 }
 
-/// ResNet-8 style network for small images, see the module documentation.
+/// ResNet-8 style network for small images, described in the module documentation.
 ///
 /// Padding keeps every size valid, so it takes 28x28 grayscale (MNIST) as well as 32x32 RGB
-/// (CIFAR-10): a 32x32 input is 32, 16 and 8 pixels wide in the three stages, a 28x28 input
-/// 28, 14 and 7.
+/// (CIFAR-10). A 32x32 input is 32, 16 and 8 pixels wide in the three stages, and a 28x28
+/// input 28, 14 and 7.
 #[derive(Module, Debug)]
 pub struct ResnetSmall {
     stem: Conv2d,
@@ -215,7 +218,7 @@ mod tests {
 
     #[test]
     fn parameter_count_matches_hand_count() {
-        // Weights (3x3 convolutions have no bias; BatchNorm has gamma and beta per channel):
+        // Weights. The convolutions have no bias, and BatchNorm has gamma and beta per channel.
         //   stem 3*16*9 = 432, bn 32
         //   stage 1: 16*16*9 * 2 = 4608, bn 2*32 = 64
         //   stage 2: 16*32*9 + 32*32*9 = 13824, bn 2*64 = 128, projection 16*32 + bn 64 = 576

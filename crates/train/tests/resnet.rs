@@ -30,7 +30,7 @@ const TEST_IMAGES: usize = 500;
 /// BatchNorm layers of ResNet-8: the stem, two per block and one per projection shortcut.
 const BATCH_NORM_LAYERS: usize = 1 + 3 * 2 + 2;
 
-/// The first `TRAIN_IMAGES` train and `TEST_IMAGES` test images of the bundled MNIST.
+/// Loads the first `TRAIN_IMAGES` train and `TEST_IMAGES` test images of the bundled MNIST.
 fn mnist_subset() -> TrainData {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
     let mut dataset = load(&DatasetSpec::new(DatasetFormat::Mnist, dir)).unwrap();
@@ -94,7 +94,7 @@ fn trained() -> &'static Trained {
     })
 }
 
-/// The first `count` test images as one tensor, and each of them alone.
+/// Builds one tensor of the first `count` test images, and one tensor for each of them alone.
 fn test_images(data: &TrainData, count: usize, device: &Device) -> (Tensor<4>, Vec<Tensor<4>>) {
     let pixels = MNIST.channels * MNIST.height * MNIST.width;
     let tensor = |start: usize, end: usize| {
