@@ -79,6 +79,10 @@ pub enum ModelArg {
     ShallowCnn,
     /// Dense 256-128 on the flattened image.
     Mlp,
+    /// ResNet-8: 3x3 convolutions with 16, 32 and 64 filters, BatchNorm and skip connections
+    /// (78k weights). Meant for 32x32 RGB images such as CIFAR-10. It trains slower per image
+    /// than shallow-cnn and needs more epochs.
+    ResnetSmall,
 }
 
 impl From<ModelArg> for ModelKind {
@@ -86,6 +90,7 @@ impl From<ModelArg> for ModelKind {
         match model {
             ModelArg::ShallowCnn => ModelKind::ShallowCnn,
             ModelArg::Mlp => ModelKind::Mlp,
+            ModelArg::ResnetSmall => ModelKind::ResnetSmall,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Training for toploss: the shallow CNN and MLP models, the training loop with its
+//! Training for toploss: the shallow CNN, MLP and small ResNet models, the training loop with its
 //! per-epoch evaluation pass, and the recorder that writes every sample's loss to the run
 //! folder. This is the only crate that depends on the deep-learning engine (burn).
 //!
@@ -15,6 +15,7 @@ mod eval;
 mod fit;
 mod model;
 mod recorder;
+mod resnet;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,7 @@ pub use fit::{
 };
 pub use model::{Classifier, InputSpec, Mlp, ModelKind, ShallowCnn};
 pub use recorder::{Recorder, SaveProbs, load_weights, save_weights};
+pub use resnet::ResnetSmall;
 pub use toploss_data::Shuffler;
 
 /// Errors of training and recording.

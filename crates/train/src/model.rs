@@ -1,4 +1,4 @@
-//! The two classifiers toploss trains: the shallow CNN and an MLP.
+//! The classifiers toploss trains: the shallow CNN, an MLP and the small ResNet of `resnet.rs`.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -6,6 +6,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
+
+use crate::resnet::ResnetSmall;
 
 /// Architecture to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +18,9 @@ pub enum ModelKind {
     ShallowCnn,
     /// Two hidden dense layers (256 and 128 units, ReLU) on the flattened image.
     Mlp,
+    /// ResNet-8: a 3x3 stem and three stages of one basic residual block (16, 32, 64
+    /// filters) with BatchNorm, global average pooling and dense K. See [`ResnetSmall`].
+    ResnetSmall,
 }
 
 impl ModelKind {
@@ -24,6 +29,7 @@ impl ModelKind {
         match self {
             ModelKind::ShallowCnn => "shallow-cnn",
             ModelKind::Mlp => "mlp",
+            ModelKind::ResnetSmall => "resnet-small",
         }
     }
 }
@@ -148,6 +154,8 @@ pub enum Classifier {
     ShallowCnn(ShallowCnn),
     /// See [`Mlp`].
     Mlp(Mlp),
+    /// See [`ResnetSmall`].
+    ResnetSmall(ResnetSmall),
 }
 
 impl Classifier {
@@ -156,6 +164,7 @@ impl Classifier {
         match kind {
             ModelKind::ShallowCnn => Classifier::ShallowCnn(ShallowCnn::new(spec, device)),
             ModelKind::Mlp => Classifier::Mlp(Mlp::new(spec, device)),
+            ModelKind::ResnetSmall => Classifier::ResnetSmall(ResnetSmall::new(spec, device)),
         }
     }
 
@@ -168,6 +177,7 @@ impl Classifier {
         match self {
             Classifier::ShallowCnn(model) => model.forward(images),
             Classifier::Mlp(model) => model.forward(images),
+            Classifier::ResnetSmall(model) => model.forward(images),
         }
     }
 }
