@@ -442,3 +442,32 @@ fn top_checks_csv_folder_before_writing() {
     assert!(stderr.contains("is a file, not a folder"), "{stderr}");
     assert!(!png.exists(), "grid written before the CSV check");
 }
+
+#[test]
+fn resnet_small_trains_and_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("resnet");
+    train(
+        &out,
+        &bundled_mnist(),
+        &[
+            "--model",
+            "resnet-small",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "256",
+            "--test-limit",
+            "64",
+            "--batch-size",
+            "32",
+        ],
+    );
+    let info = RunInfo::read(&out).unwrap();
+    assert_eq!(info.status, RunStatus::Complete);
+    assert_eq!(info.model.architecture, "resnet-small");
+    let dynamics = Dynamics::read(&out.join(DYNAMICS_PARQUET), None, None).unwrap();
+    assert_eq!(dynamics.rows(), 256 + 64);
+    let rows = dynamics.get(1, SplitName::Train).unwrap();
+    assert!(rows.loss.iter().all(|loss| loss.is_finite()));
+}
