@@ -524,3 +524,61 @@ fn break_from_callback_keeps_part() {
     let part = fs::read(dir.path().join("data.bin.part")).unwrap();
     assert_eq!(part, data[..received as usize]);
 }
+
+#[test]
+fn cifar10_members_load_as_dataset() {
+    // The published CIFAR-10 manifest with a small archive in the same layout: each batch
+    // has 2 records of 3,073 bytes, the first byte of a record being its label.
+    let mut manifest =
+        toploss_data::fetch::published(toploss_data::DatasetFormat::Cifar10).unwrap();
+    let batch = |label: u8| -> Vec<u8> {
+        let mut data = bytes(2 * 3_073, u32::from(label));
+        data[0] = label;
+        data[3_073] = label + 1;
+        data
+    };
+    let batches: Vec<(String, Vec<u8>)> = (1..=5u8)
+        .map(|number| (format!("data_batch_{number}.bin"), batch(number)))
+        .chain([("test_batch.bin".to_string(), batch(7))])
+        .collect();
+    let meta = b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n";
+    let mut entries: Vec<(String, Vec<u8>)> = batches
+        .iter()
+        .map(|(name, data)| (format!("cifar-10-batches-bin/{name}"), data.clone()))
+        .collect();
+    entries.push((
+        "cifar-10-batches-bin/batches.meta.txt".to_string(),
+        meta.to_vec(),
+    ));
+    let entry_refs: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(path, data)| (path.as_str(), data.as_slice()))
+        .collect();
+    let archive = tar_gz(&entry_refs);
+
+    let file = &mut manifest.files[0];
+    file.size = Some(archive.len() as u64);
+    file.md5 = md5_hex(&archive);
+    for member in &mut file.extract {
+        if member.size.is_some() {
+            member.size = Some(2 * 3_073);
+        }
+    }
+    let served: HashMap<String, Vec<u8>> =
+        HashMap::from([("cifar10/cifar-10-binary.tar.gz".to_string(), archive)]);
+    let server = Server::start(served, Behaviour::Normal);
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cifar10");
+
+    let (result, _) = fetch_logged(&manifest, &dir, &server);
+    assert_eq!(result.unwrap()[0].extracted, 7);
+
+    let spec: toploss_data::DatasetSpec = format!("cifar10:{}", dir.display()).parse().unwrap();
+    let dataset = toploss_data::load(&spec).unwrap();
+    assert_eq!(dataset.train.len(), 10);
+    assert_eq!(dataset.test.len(), 2);
+    assert_eq!(dataset.classes[9], "truck");
+    // Batch n has labels n and n+1, so the train labels are 1 2 2 3 3 4 4 5 5 6.
+    assert_eq!(dataset.train.labels, [1, 2, 2, 3, 3, 4, 4, 5, 5, 6]);
+    assert_eq!(dataset.test.labels, [7, 8]);
+}
