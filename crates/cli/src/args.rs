@@ -647,12 +647,12 @@ pub struct CompareArgs {
 /// Dataset that `toploss fetch` can download.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FetchDataset {
-    /// MNIST digits: the four IDX .gz files (about 11 MB).
+    /// MNIST digits: the four IDX .gz files (about 12 MB).
     Mnist,
-    /// Fashion-MNIST: the four IDX .gz files (about 30 MB).
+    /// Fashion-MNIST: the four IDX .gz files (about 31 MB).
     FashionMnist,
     /// CIFAR-10, binary version: cifar-10-binary.tar.gz (about 170 MB), unpacked to the
-    /// batch files (about 185 MB more).
+    /// batch files (184 MB more).
     Cifar10,
 }
 

@@ -1,6 +1,6 @@
 //! `toploss fetch` against a server on 127.0.0.1 that serves the MNIST files bundled in
-//! data/mnist/, so that the real published MD5s are checked; then `toploss train` on the
-//! folder it wrote.
+//! data/mnist/, so the real published MD5s are checked. Then `toploss train` reads the
+//! folder that fetch wrote.
 
 use std::collections::HashMap;
 use std::fs;
@@ -23,7 +23,7 @@ const MNIST_FILES: [&str; 4] = [
 /// Connections a test server accepts before its thread ends.
 const MAX_CONNECTIONS: usize = 16;
 
-/// A server that answers `GET /mnist/NAME` with the bundled file (200, whole body) and
+/// A server that responds to `GET /mnist/NAME` with the bundled file (200, whole body) and
 /// anything else with 404, and records the paths requested.
 struct MnistMirror {
     url: String,
@@ -64,7 +64,7 @@ impl MnistMirror {
                     .nth(1)
                     .unwrap_or("")
                     .to_string();
-                let answer = match files.get(&path) {
+                let written = match files.get(&path) {
                     Some(body) => {
                         let head = format!(
                             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -78,7 +78,7 @@ impl MnistMirror {
                         b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                     ),
                 };
-                drop(answer);
+                drop(written);
                 let _ = stream.shutdown(Shutdown::Both);
                 log.lock().unwrap().push(path);
             }
@@ -106,7 +106,7 @@ fn run_ok(command: &mut Command) -> (String, String) {
     (String::from_utf8(output.stdout).unwrap(), stderr)
 }
 
-/// Asserts that `dir` holds the four bundled files, byte for byte, and no `.part`.
+/// Asserts that `dir` contains the four bundled files, byte for byte, and no `.part`.
 fn assert_mnist_files(dir: &Path) {
     let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
     for name in MNIST_FILES {

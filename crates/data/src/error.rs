@@ -383,7 +383,7 @@ pub enum Error {
         source: Box<ureq::Error>,
     },
 
-    /// The server answered with a status other than 200 or 206.
+    /// The server responded with a status other than 200 or 206.
     #[error(
         "failed to download {url}: HTTP {status} {reason}; check the URL (with --mirror, the \
          server must serve MIRROR/DATASET/FILE)"
@@ -448,7 +448,7 @@ pub enum Error {
 
     /// The server's file has another size than the published one; the `.part` was removed.
     #[error(
-        "wrong size for {url}: expected {expected} bytes, {what} {found}; the partial file was \
+        "wrong size for {url}: expected {expected} bytes, {measurement} {found}; the partial file was \
          removed. The server does not have the published file: check the URL or the --mirror"
     )]
     DownloadSize {
@@ -458,8 +458,8 @@ pub enum Error {
         expected: u64,
         /// The size announced or received, in bytes.
         found: u64,
-        /// Where `found` comes from: "the server announces" or "the server sent at least".
-        what: &'static str,
+        /// Source of `found`: "the server announces" or "the server sent at least".
+        measurement: &'static str,
     },
 
     /// A downloaded file does not have its published MD5; the `.part` was removed.

@@ -5,8 +5,8 @@
 //! downloads a manifest into a folder:
 //!
 //! - Each file is received into `NAME.part`. When a `.part` exists, the request carries
-//!   `Range: bytes=LEN-` and the download resumes if the server answers `206 Partial
-//!   Content`; a `200 OK` answer (the server ignores ranges) starts the file over.
+//!   `Range: bytes=LEN-` and the download resumes if the server responds with `206 Partial
+//!   Content`. A `200 OK` response (the server ignores ranges) starts the file over.
 //! - The size and the MD5 of the finished `.part` are checked before it is renamed to
 //!   `NAME`, so a file under its final name is always complete and verified. A checksum or
 //!   size mismatch removes the `.part`. A transfer that stops early keeps it, so the next
@@ -30,14 +30,14 @@ use md5::{Digest, Md5};
 use crate::cifar;
 use crate::{DatasetFormat, Error};
 
-/// Longest wait for a TCP and TLS connection to a server.
+/// Maximum wait for a TCP and TLS connection to a server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Longest wait for the response headers once the request is sent.
+/// Maximum wait for the response headers once the request is sent.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Longest wait for any bytes of the body: a transfer that stalls this long fails, and the
-/// next call resumes it. There is no limit on the whole transfer, which depends on the link.
+/// Maximum wait for the next bytes of the body. A transfer that stalls this long fails, and
+/// the next call resumes it. There is no limit on the whole transfer, which depends on the link.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Bytes per read from the network and per write to the `.part` file.
@@ -80,7 +80,7 @@ pub struct Manifest {
     pub files: Vec<RemoteFile>,
 }
 
-/// What happened to one file of a manifest.
+/// Result of fetching one file of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchOutcome {
     /// File name, as in the manifest.
@@ -116,7 +116,7 @@ pub enum FetchEvent<'a> {
         /// The file.
         file: &'a RemoteFile,
     },
-    /// The server answered and the body is about to be received.
+    /// The server responded and the body is about to be received.
     Started {
         /// The file.
         file: &'a RemoteFile,
@@ -158,9 +158,9 @@ pub enum FetchEvent<'a> {
     },
 }
 
-/// MNIST from the S3 mirror that torchvision uses (the original host,
-/// yann.lecun.com/exdb/mnist, refuses many downloads). MD5s as in torchvision's
-/// `datasets/mnist.py`; sizes of those files.
+/// MNIST from the S3 mirror that torchvision lists after the original host,
+/// yann.lecun.com/exdb/mnist. MD5s as in torchvision's `datasets/mnist.py`, sizes of those
+/// files.
 const MNIST: [(&str, u64, &str); 4] = [
     (
         "train-images-idx3-ubyte.gz",
@@ -250,7 +250,8 @@ pub fn published(format: DatasetFormat) -> Option<Manifest> {
     })
 }
 
-/// The CIFAR-10 binary archive and the members that the `cifar10:` reader needs.
+/// Builds the entry of the CIFAR-10 binary archive, with the members that the `cifar10:`
+/// reader needs.
 fn cifar10_archive() -> RemoteFile {
     let batch_bytes = CIFAR10_BATCH_RECORDS * cifar::RECORD_BYTES as u64;
     let mut extract: Vec<ArchiveMember> = (1..=cifar::DATA_BATCHES)
@@ -295,8 +296,9 @@ pub fn file_url(manifest: &Manifest, file: &RemoteFile, mirror: Option<&str>) ->
 /// unpacks the archives; see the module documentation for the rules.
 ///
 /// `mirror` is a base URL that replaces the official locations. `progress` receives every
-/// [`FetchEvent`]; returning [`ControlFlow::Break`] stops the download with
-/// [`Error::Interrupted`] and keeps the `.part` file for the next call.
+/// [`FetchEvent`]. Returning [`ControlFlow::Break`] for a [`FetchEvent::Received`] stops the
+/// download with [`Error::Interrupted`] and keeps the `.part` file for the next call. The
+/// return value for other events is ignored.
 ///
 /// # Errors
 ///
@@ -323,13 +325,7 @@ pub fn fetch(
         let path = dir.join(&file.name);
         let status = if is_verified(file, &path)? {
             tracing::info!(path = %path.display(), "already present and verified");
-            if progress(FetchEvent::AlreadyPresent { file }).is_break() {
-                return Err(Error::Interrupted {
-                    url: file_url(manifest, file, mirror),
-                    part: part_path(&path),
-                    received: 0,
-                });
-            }
+            let _ = progress(FetchEvent::AlreadyPresent { file });
             FetchStatus::AlreadyPresent
         } else {
             let url = file_url(manifest, file, mirror);
@@ -377,7 +373,7 @@ fn check_mirror(base: &str) -> Result<(), Error> {
 }
 
 /// One HTTP agent for all files. Statuses are handled here rather than as ureq errors so
-/// that 206 and 416 can be told apart, and no `Accept-Encoding` is sent so that the bytes
+/// that 206 and 416 can be distinguished, and no `Accept-Encoding` is sent so that the bytes
 /// on disk are the published bytes.
 fn http_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -442,7 +438,7 @@ fn download(
 ) -> Result<FetchStatus, Error> {
     let part = part_path(path);
 
-    // A `.part` as large as the whole file cannot be resumed (the server would answer 416),
+    // A `.part` as large as the whole file cannot be resumed (the server would respond with 416),
     // so it starts over.
     let mut offset = file_len(&part)?;
     if offset > 0 && file.size.is_some_and(|size| offset >= size) {
@@ -464,7 +460,7 @@ fn download(
             url: url.to_string(),
             expected,
             found: announced,
-            what: "the server announces",
+            measurement: "the server announces",
         });
     }
 
@@ -477,7 +473,7 @@ fn download(
     });
     let received = receive_body(response, file, url, &part, offset, progress)?;
 
-    // Verify size and MD5 before the rename, so the final name only ever holds a good file.
+    // Verify size and MD5 before the rename, so the final name only ever contains a verified file.
     if let Some(expected) = file.size
         && received < expected
     {
@@ -516,7 +512,7 @@ fn download(
 
 /// Sends the GET request, with a range when `offset` > 0, and returns the response whose
 /// body continues the `.part`, the offset that body starts at, and whether a range request
-/// was answered with the whole file. A server that ignores or rejects the range gets the
+/// got the whole file in response. A server that ignores or rejects the range gets the
 /// `.part` truncated.
 fn request(
     agent: &ureq::Agent,
@@ -606,6 +602,8 @@ fn receive_body(
         path: part.to_path_buf(),
         source,
     };
+    // NOTE: there is no lock on the `.part`. Two fetches into one folder at the same time
+    // append to the same file, which then fails its size or MD5 check and is removed.
     let mut output = OpenOptions::new()
         .create(true)
         .append(true)
@@ -640,7 +638,7 @@ fn receive_body(
                 url: url.to_string(),
                 expected,
                 found: received + count as u64,
-                what: "the server sent at least",
+                measurement: "the server sent at least",
             });
         }
         output.write_all(&buffer[..count]).map_err(write_error)?;

@@ -21,7 +21,7 @@ use toploss_data::fetch::{
 /// its test by much.
 const MAX_CONNECTIONS: usize = 16;
 
-/// How the test server answers.
+/// How the test server responds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Behaviour {
     /// 200 with the whole file, or 206 for a `Range: bytes=N-` request.
@@ -29,7 +29,7 @@ enum Behaviour {
     /// Like `Normal`, but the first request of each path gets a 200 whose body stops after
     /// half the announced `Content-Length`, then the connection closes.
     DropFirstHalfway,
-    /// Always 200 with the whole file, whatever the `Range` header says.
+    /// Always 200 with the whole file, whatever the `Range` header requests.
     IgnoreRange,
 }
 
@@ -55,7 +55,7 @@ impl Server {
         thread::spawn(move || {
             for stream in listener.incoming().take(MAX_CONNECTIONS) {
                 let Ok(stream) = stream else { continue };
-                answer(stream, &files, behaviour, &log);
+                respond(stream, &files, behaviour, &log);
             }
         });
         Server { base_url, seen }
@@ -66,8 +66,8 @@ impl Server {
     }
 }
 
-/// Reads one request and writes the answer; every answer closes the connection.
-fn answer(
+/// Reads one request and writes the response, then closes the connection.
+fn respond(
     mut stream: TcpStream,
     files: &HashMap<String, Vec<u8>>,
     behaviour: Behaviour,
@@ -168,7 +168,7 @@ fn md5_hex(data: &[u8]) -> String {
         .collect()
 }
 
-/// A manifest named `test` whose files carry the size and MD5 of `files`.
+/// Builds a manifest named `test` whose files carry the size and MD5 of `files`.
 fn manifest(files: &[(&str, &[u8])]) -> Manifest {
     Manifest {
         name: "test".to_string(),
@@ -519,7 +519,8 @@ fn break_from_callback_keeps_part() {
     let Error::Interrupted { received, .. } = error else {
         panic!("expected Interrupted, got {error:?}");
     };
-    assert!(received > 0 && received < 300_000, "{received}");
+    assert!(received > 0, "{received}");
+    assert!(received < 300_000, "{received}");
     assert!(!dir.path().join("data.bin").exists());
     let part = fs::read(dir.path().join("data.bin.part")).unwrap();
     assert_eq!(part, data[..received as usize]);
