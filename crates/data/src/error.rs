@@ -448,8 +448,8 @@ pub enum Error {
 
     /// The server's file has another size than the published one; the `.part` was removed.
     #[error(
-        "wrong size for {url}: expected {expected} bytes, {measurement} {found}; the partial file was \
-         removed. The server does not have the published file: check the URL or the --mirror"
+        "wrong size for {url}: expected {expected} bytes, {measurement} {found}; the partial file \
+         was removed. The server does not have the published file: check the URL or the --mirror"
     )]
     DownloadSize {
         /// The URL requested.

@@ -438,8 +438,8 @@ fn download(
 ) -> Result<FetchStatus, Error> {
     let part = part_path(path);
 
-    // A `.part` as large as the whole file cannot be resumed (the server would respond with 416),
-    // so it starts over.
+    // A `.part` as large as the whole file cannot be resumed (the server would respond with
+    // 416), so it starts over.
     let mut offset = file_len(&part)?;
     if offset > 0 && file.size.is_some_and(|size| offset >= size) {
         tracing::info!(part = %part.display(), bytes = offset, "discarding a full-size .part");
@@ -473,7 +473,8 @@ fn download(
     });
     let received = receive_body(response, file, url, &part, offset, progress)?;
 
-    // Verify size and MD5 before the rename, so the final name only ever contains a verified file.
+    // Verify size and MD5 before the rename, so the final name only ever contains a verified
+    // file.
     if let Some(expected) = file.size
         && received < expected
     {
@@ -499,7 +500,13 @@ fn download(
         source,
     })?;
 
-    tracing::info!(url, path = %path.display(), bytes = received, resumed_from = offset, "downloaded");
+    tracing::info!(
+        url,
+        path = %path.display(),
+        bytes = received,
+        resumed_from = offset,
+        "downloaded"
+    );
     let _ = progress(FetchEvent::Verified {
         file,
         bytes: received,

@@ -120,7 +120,8 @@ fn respond(
     let _ = match offset {
         Some(offset) => {
             let head = format!(
-                "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {}-{}/{}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\n\
+                 Content-Range: bytes {}-{}/{}\r\nConnection: close\r\n\r\n",
                 body.len() - offset,
                 offset,
                 body.len() - 1,
