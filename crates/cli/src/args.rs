@@ -70,6 +70,15 @@ pub enum Command {
     /// which label smoothing inflates.
     #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
+    /// Download MNIST, Fashion-MNIST or CIFAR-10 from the official servers, checked against
+    /// the published MD5s, into a cache folder that `toploss train --data` reads.
+    ///
+    /// Files go to DIR/DATASET/ (DIR from --dir, else $TOPLOSS_DATA_DIR, else the platform's
+    /// cache folder plus `toploss`, e.g. ~/.cache/toploss on Linux). An interrupted download
+    /// resumes where it stopped; files already present and verified are skipped. The last
+    /// line is the `toploss train` command for the folder.
+    #[command(after_help = EXIT_CODES)]
+    Fetch(FetchArgs),
 }
 
 /// Model choice on the command line.
@@ -638,4 +647,46 @@ pub struct CompareArgs {
     /// otherwise an error; each dataset then forms its own configurations.
     #[arg(long)]
     pub allow_different_data: bool,
+}
+
+/// Dataset that `toploss fetch` can download.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FetchDataset {
+    /// MNIST digits: the four IDX .gz files (about 12 MB).
+    Mnist,
+    /// Fashion-MNIST: the four IDX .gz files (about 31 MB).
+    FashionMnist,
+    /// CIFAR-10, binary version: cifar-10-binary.tar.gz (about 170 MB), unpacked to the
+    /// batch files (184 MB more).
+    Cifar10,
+}
+
+impl From<FetchDataset> for toploss_data::DatasetFormat {
+    fn from(dataset: FetchDataset) -> Self {
+        match dataset {
+            FetchDataset::Mnist => toploss_data::DatasetFormat::Mnist,
+            FetchDataset::FashionMnist => toploss_data::DatasetFormat::FashionMnist,
+            FetchDataset::Cifar10 => toploss_data::DatasetFormat::Cifar10,
+        }
+    }
+}
+
+/// `toploss fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Dataset to download.
+    #[arg(value_enum, value_name = "DATASET")]
+    pub dataset: FetchDataset,
+
+    /// Cache folder; the files go to DIR/DATASET/ [default: $TOPLOSS_DATA_DIR, else the
+    /// platform's cache folder plus `toploss`].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Base URL that replaces the official servers, for a mirror or an air-gapped cache.
+    /// Each file is requested as URL/DATASET/FILE, e.g.
+    /// http://host:8000/mnist/train-images-idx3-ubyte.gz, so a cache folder served over
+    /// HTTP is such a mirror. The published MD5s are still checked.
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
 }

@@ -4,6 +4,7 @@
 mod args;
 mod compare;
 mod confusion;
+mod fetch;
 mod issues;
 mod noise;
 mod output;
@@ -69,5 +70,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Score(args) => score::run_score(&args, &ui),
         Command::Confusion(args) => confusion::run_confusion(&args, &ui),
         Command::Compare(args) => compare::run_compare(&args, &ui),
+        Command::Fetch(args) => fetch::run_fetch(&args, &ui),
     }
 }

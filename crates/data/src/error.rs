@@ -370,6 +370,111 @@ pub enum Error {
         /// Reason the correction is invalid.
         reason: String,
     },
+
+    /// An HTTP request failed before a response arrived (DNS, connection, TLS, timeout).
+    #[error(
+        "failed to download {url}: {source}; check the network connection or the --mirror \
+         URL, then run the command again"
+    )]
+    Http {
+        /// The URL requested.
+        url: String,
+        /// The HTTP client's error.
+        source: Box<ureq::Error>,
+    },
+
+    /// The server responded with a status other than 200 or 206.
+    #[error(
+        "failed to download {url}: HTTP {status} {reason}; check the URL (with --mirror, the \
+         server must serve MIRROR/DATASET/FILE)"
+    )]
+    HttpStatus {
+        /// The URL requested.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The status's standard reason phrase.
+        reason: String,
+    },
+
+    /// The connection failed while the body was being received; the `.part` file stays.
+    #[error(
+        "download of {url} stopped after {received} bytes: {source}; run the command again to \
+         resume from {}",
+        part.display()
+    )]
+    DownloadStopped {
+        /// The URL requested.
+        url: String,
+        /// The partial file that the next call resumes from.
+        part: PathBuf,
+        /// Bytes of the file on disk, counting any earlier resumed part.
+        received: u64,
+        /// The I/O error.
+        source: io::Error,
+    },
+
+    /// The response ended before the whole file arrived; the `.part` file stays.
+    #[error(
+        "download of {url} is incomplete: received {received} of {expected} bytes; run the \
+         command again to resume from {}",
+        part.display()
+    )]
+    DownloadIncomplete {
+        /// The URL requested.
+        url: String,
+        /// The partial file that the next call resumes from.
+        part: PathBuf,
+        /// Bytes of the file on disk.
+        received: u64,
+        /// The published size in bytes.
+        expected: u64,
+    },
+
+    /// The download was stopped by the caller (Ctrl-C); the `.part` file stays.
+    #[error(
+        "download of {url} interrupted after {received} bytes; run the command again to resume \
+         from {}",
+        part.display()
+    )]
+    Interrupted {
+        /// The URL requested.
+        url: String,
+        /// The partial file that the next call resumes from.
+        part: PathBuf,
+        /// Bytes of the file on disk.
+        received: u64,
+    },
+
+    /// The server's file has another size than the published one; the `.part` was removed.
+    #[error(
+        "wrong size for {url}: expected {expected} bytes, {measurement} {found}; the partial file \
+         was removed. The server does not have the published file: check the URL or the --mirror"
+    )]
+    DownloadSize {
+        /// The URL requested.
+        url: String,
+        /// The published size in bytes.
+        expected: u64,
+        /// The size announced or received, in bytes.
+        found: u64,
+        /// Source of `found`: "the server announces" or "the server sent at least".
+        measurement: &'static str,
+    },
+
+    /// A downloaded file does not have its published MD5; the `.part` was removed.
+    #[error(
+        "MD5 mismatch for {url}: expected {expected}, got {found}; the downloaded file was \
+         removed. Run the command again to download it anew, or check the --mirror"
+    )]
+    ChecksumMismatch {
+        /// The URL requested.
+        url: String,
+        /// The published MD5, lowercase hex.
+        expected: String,
+        /// The MD5 of the received bytes, lowercase hex.
+        found: String,
+    },
 }
 
 /// Explains a magic number that belongs to the other kind of IDX file.

@@ -8,6 +8,8 @@
 //!   trees of PNG and JPEG files, and CSV files of pixel columns; [`DatasetOptions`] carries
 //!   their options inside the spec.
 //! - [`fingerprint`] computes the `sha256:...` string that ties a run to its data.
+//! - [`fetch`] downloads the published MNIST, Fashion-MNIST and CIFAR-10 files, resumably and
+//!   checked against their published MD5.
 //! - [`corrections`] reads and writes `corrections.csv`, the keep / relabel / discard
 //!   decisions that a retraining run applies by sample id.
 //!
@@ -40,6 +42,7 @@ pub mod corrections;
 pub mod csv_images;
 pub mod dataset;
 mod error;
+pub mod fetch;
 pub mod fingerprint;
 pub mod folder;
 pub mod idx;
