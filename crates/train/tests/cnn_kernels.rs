@@ -50,7 +50,7 @@ struct Collect<'a> {
 impl Collect<'_> {
     fn push<const D: usize>(&mut self, value: Tensor<D>, grad: Option<Tensor<D>>) {
         let shape = value.dims().to_vec();
-        let to_vec = |tensor: Tensor<D>| -> Vec<f32> { tensor.into_data().to_vec().unwrap() };
+        let to_vec = |tensor: Tensor<D>| -> Vec<f32> { tensor.into_data().try_into_vec().unwrap() };
         let grad = grad.expect("every parameter of the CNN gets a gradient");
         self.params.push(ParamValues {
             shape,
@@ -94,7 +94,7 @@ fn burn_step(
             &device,
         );
         let logits = model.forward(images); // [batch, 10]
-        let logit_values: Vec<f32> = logits.clone().detach().into_data().to_vec().unwrap();
+        let logit_values: Vec<f32> = logits.clone().detach().into_data().try_into_vec().unwrap();
         let mut probs = [0.0; 10];
         let losses = logit_values
             .chunks_exact(10)
