@@ -149,6 +149,11 @@ def load(side, round_):
     if match is None:
         sys.exit(f"{out}/{side}-{round_}.time: no 'Maximum resident set size' line")
     record["max_rss_mib"] = int(match.group(1)) / 1024
+    # How many cores the process kept busy on average: 200% means two.
+    match = re.search(r"Percent of CPU this job got: (\d+)%", report)
+    if match is None:
+        sys.exit(f"{out}/{side}-{round_}.time: no 'Percent of CPU this job got' line")
+    record["cpu_percent"] = int(match.group(1))
     return record
 
 
@@ -184,16 +189,19 @@ print("Ratios are toploss / PyTorch: above 1 means toploss trains or evaluates f
       "or uses more memory.")
 print()
 print("| round | first | toploss train | PyTorch train | toploss eval | PyTorch eval "
-      "| toploss accuracy | PyTorch accuracy |")
-print("|---:|---|---:|---:|---:|---:|---:|---:|")
+      "| toploss CPU | PyTorch CPU | toploss accuracy | PyTorch accuracy |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for i in range(rounds):
     t, p = records["toploss"][i], records["pytorch"][i]
     first = "toploss" if i % 2 == 0 else "PyTorch"
     print(f"| {i + 1} | {first} | {t['train_img_per_s']:,.0f} | {p['train_img_per_s']:,.0f} "
           f"| {t['eval_img_per_s']:,.0f} | {p['eval_img_per_s']:,.0f} "
+          f"| {t['cpu_percent']}% | {p['cpu_percent']}% "
           f"| {t['eval_accuracy']:.3f} | {p['eval_accuracy']:.3f} |")
 print()
-print("Throughputs in images per second. Accuracy: after the one timed epoch, on the trained "
+print("Throughputs in images per second. CPU: the process's CPU time over its wall time "
+      "(/usr/bin/time), so 200% means two busy cores over the whole process, setup included. "
+      "Accuracy: after the one timed epoch, on the trained "
       "images (a check that both sides learn, not a result).")
 EOF
 echo "== raw results and summary in $out"

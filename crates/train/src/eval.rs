@@ -138,9 +138,10 @@ pub fn evaluate(
         probs: vec![0.0; n * classes],
     };
 
-    // Batches run a few at a time on the rayon pool: burn's CPU backend keeps this small
-    // network on about one core, so independent batches in parallel use the others. Each
-    // batch is computed exactly as it would be alone, so results do not depend on the pool.
+    // Batches run a few at a time on the rayon pool. burn-flex also splits each batch's
+    // kernels over the pool, but whole batches in parallel leave fewer small parallel
+    // regions to wait on. Each batch is computed as it would be alone, and results do not
+    // depend on the pool size (tests/parallel_eval.rs checks this bit for bit).
     let batches: Vec<(usize, usize)> = (0..n)
         .step_by(batch_size)
         .map(|start| (start, (start + batch_size).min(n)))
