@@ -6,10 +6,12 @@ mod compare;
 mod confusion;
 mod issues;
 mod noise;
+mod onnx;
 mod output;
 mod predictions;
 mod progress;
 mod score;
+mod score_onnx;
 mod top;
 mod train;
 
