@@ -41,8 +41,8 @@ DEFAULT_DATA = REPO / "data" / "mnist"
 DEFAULT_OUT = REPO / "crates" / "cli" / "tests" / "fixtures" / "onnx"
 
 SEED = 0
-# A few hundred Adam steps reach about 95% test accuracy: enough for probabilities that are
-# far from uniform, few enough to run in well under a minute on 2 CPU cores.
+# 300 Adam steps reach 95.4% accuracy on the first 1,000 test images: probabilities far from
+# uniform, for about 1.5 minutes of CPU time on 2 cores.
 STEPS = 300
 BATCH_SIZE = 64
 LEARNING_RATE = 1e-3

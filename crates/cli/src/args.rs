@@ -611,12 +611,17 @@ pub struct OnnxArgs {
     /// to every channel (MNIST: 0.1307,0.3081); M1/M2/M3,S1/S2/S3 gives one value per
     /// channel (ImageNet: 0.485/0.456/0.406,0.229/0.224/0.225). Use what the model was
     /// trained with.
-    #[arg(long, default_value = "none", value_name = "MEAN,STD|none")]
+    #[arg(
+        long,
+        default_value = "none",
+        value_name = "MEAN,STD|none",
+        requires = "onnx"
+    )]
     pub normalize: crate::onnx::Normalize,
 
     /// Images per forward pass with --onnx (speed and memory only). A model whose batch
     /// dimension is fixed (often 1) uses that instead.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    #[arg(long, default_value_t = 256, value_name = "N", requires = "onnx")]
     pub batch_size: usize,
 
     /// Score only the first N train samples (ids 0..N).

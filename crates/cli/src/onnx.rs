@@ -73,19 +73,19 @@ impl FromStr for Normalize {
 }
 
 /// Parses `V` or `V1/V2/...` as finite numbers.
-fn parse_channel_values(part: &str, what: &str) -> Result<Vec<f32>, String> {
+fn parse_channel_values(part: &str, quantity: &str) -> Result<Vec<f32>, String> {
     part.split('/')
         .map(|text| {
             let number: f32 = text.trim().parse().map_err(|_| {
                 format!(
-                    "{what} {:?} is not a number; expected MEAN,STD such as 0.1307,0.3081",
+                    "{quantity} {:?} is not a number; expected MEAN,STD such as 0.1307,0.3081",
                     text.trim()
                 )
             })?;
             if number.is_finite() {
                 Ok(number)
             } else {
-                Err(format!("{what} {number} is not finite"))
+                Err(format!("{quantity} {number} is not finite"))
             }
         })
         .collect()
@@ -133,7 +133,7 @@ impl Normalize {
     }
 }
 
-/// How the model lays out one image in its input tensor.
+/// Layout of one image in the model's input tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputLayout {
     /// `[batch, C, H, W]`.
@@ -251,6 +251,10 @@ pub fn load_model(path: &Path, input_name: Option<&str>) -> anyhow::Result<Loade
             path.display(),
             quoted(&names)
         ),
+        (None, []) => bail!(
+            "{} declares no input; it cannot take images",
+            path.display()
+        ),
         (None, [only]) => only.clone(),
         (None, _) => bail!(
             "{} has {} inputs ({}); toploss feeds a single image tensor: pass its name with \
@@ -331,7 +335,7 @@ pub struct Classifier {
     pub batch: usize,
     /// Whether the model's batch dimension is fixed (so `--batch-size` does not apply).
     pub fixed_batch: bool,
-    /// How an image is laid out in the input.
+    /// Layout of an image in the input.
     pub layout: InputLayout,
     /// `K`, the width of each output row.
     pub classes: usize,
@@ -488,8 +492,7 @@ impl Classifier {
         let n = pixels.len() / per_image;
         let plane = self.image.height * self.image.width;
 
-        // Scale to [0, 1] as x / 255, then normalize each channel plane, in the order that
-        // torchvision's ToTensor and Normalize compute.
+        // Scale to [0, 1] as x / 255, then compute (x - mean) / std on each channel plane.
         let mut input = vec![0.0f32; self.batch * per_image];
         for (image_in, image_out) in pixels
             .chunks_exact(per_image)

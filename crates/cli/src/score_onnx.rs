@@ -313,7 +313,7 @@ fn run_split(
     Ok(outputs)
 }
 
-/// What the model's output rows are.
+/// Kind of values in the model's output rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OutputKind {
     Logits,

@@ -90,7 +90,8 @@ fn cnn_probabilities_match_pytorch() {
     assert_eq!(info.config["input_name"], "images");
     assert_eq!(info.config["batch_size"], 256);
     let sha = info.config["onnx_sha256"].as_str().unwrap();
-    assert!(sha.starts_with("sha256:") && sha.len() == 7 + 64, "{sha}");
+    assert!(sha.starts_with("sha256:"), "{sha}");
+    assert_eq!(sha.len(), "sha256:".len() + 64, "{sha}");
     assert_eq!(info.dataset.train_count, 100);
     assert_eq!(info.dataset.test_count, 1000);
     assert!(info.dataset.fingerprint.starts_with("sha256:"));
