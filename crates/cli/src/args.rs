@@ -577,9 +577,10 @@ pub struct ScoreArgs {
     #[arg(long)]
     pub overwrite: bool,
 
-    // Last, because its help heading also applies to the arguments that follow it.
+    // Last, because its help heading also applies to the arguments that follow it. Boxed so
+    // that the `Command` enum stays small (clippy::large_enum_variant).
     #[command(flatten)]
-    pub onnx: OnnxArgs,
+    pub onnx: Box<OnnxArgs>,
 }
 
 /// `toploss score --onnx`: run an ONNX classifier over a dataset.
