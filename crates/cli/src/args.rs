@@ -531,7 +531,8 @@ pub struct PredictionFiles {
     #[arg(long, value_name = "FILE")]
     pub classes: Option<PathBuf>,
 
-    /// Kind of values in --predictions: logits, probabilities, or auto-detected.
+    /// Kind of values in --predictions (or in the output of an --onnx model): logits,
+    /// probabilities, or auto-detected.
     #[arg(long, value_enum, default_value_t = KindArg::Auto)]
     pub kind: KindArg,
 }

@@ -257,8 +257,8 @@ pub fn load_model(path: &Path, input_name: Option<&str>) -> anyhow::Result<Loade
         ),
         (None, [only]) => only.clone(),
         (None, _) => bail!(
-            "{} has {} inputs ({}); toploss feeds a single image tensor: pass its name with \
-             --input-name",
+            "{} has {} inputs ({}); toploss feeds one image tensor, so pass the image input's \
+             name with --input-name. The model then runs only if it does not use the others",
             path.display(),
             names.len(),
             quoted(&names)
@@ -266,7 +266,7 @@ pub fn load_model(path: &Path, input_name: Option<&str>) -> anyhow::Result<Loade
     };
     if names.len() > 1 {
         // The other inputs become unconnected; the optimizer rejects the model later if they
-        // are used.
+        // are used. NOTE: no test fixture has several inputs, so this path is untested.
         model
             .set_input_names([name.as_str()])
             .with_context(|| format!("{}: cannot select input {name:?}", path.display()))?;
