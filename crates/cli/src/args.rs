@@ -545,7 +545,8 @@ pub struct PredictionFiles {
     #[arg(long, value_name = "FILE")]
     pub classes: Option<PathBuf>,
 
-    /// Kind of values in --predictions: logits, probabilities, or auto-detected.
+    /// Kind of values in --predictions (or in the output of an --onnx model): logits,
+    /// probabilities, or auto-detected.
     #[arg(long, value_enum, default_value_t = KindArg::Auto)]
     pub kind: KindArg,
 }
@@ -590,6 +591,62 @@ pub struct ScoreArgs {
     /// nothing else is deleted).
     #[arg(long)]
     pub overwrite: bool,
+
+    // Last, because its help heading also applies to the arguments that follow it. Boxed so
+    // that the `Command` enum stays small (clippy::large_enum_variant).
+    #[command(flatten)]
+    pub onnx: Box<OnnxArgs>,
+}
+
+/// `toploss score --onnx`: run an ONNX classifier over a dataset.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Scoring an ONNX model (--onnx)")]
+pub struct OnnxArgs {
+    /// ONNX image classifier to run over --data instead of reading --predictions. Input:
+    /// float32 [batch, C, H, W] (or [batch, C*H*W]) with pixels scaled to [0, 1]; output:
+    /// [batch, K] logits or probabilities (see --kind). Writes a run folder (run.json,
+    /// dynamics.parquet, probs/) to --out for `toploss top`, `issues` and `confusion`.
+    #[arg(
+        long,
+        value_name = "MODEL.onnx",
+        requires = "data",
+        conflicts_with_all = ["predictions", "labels", "images", "method", "filter", "rank_by", "k", "split"]
+    )]
+    pub onnx: Option<PathBuf>,
+
+    /// Dataset to score with --onnx, as FORMAT:PATH (the formats of `toploss train --data`).
+    /// Both splits are scored; a folder: dataset is resized to the model's input size.
+    #[arg(long, value_name = "FORMAT:PATH", requires = "onnx")]
+    pub data: Option<DatasetSpec>,
+
+    /// Graph input that receives the images [default: the model's only input].
+    #[arg(long, value_name = "NAME", requires = "onnx")]
+    pub input_name: Option<String>,
+
+    /// Normalization after scaling pixels to [0, 1]: x = (x - MEAN) / STD. MEAN,STD applies
+    /// to every channel (MNIST: 0.1307,0.3081); M1/M2/M3,S1/S2/S3 gives one value per
+    /// channel (ImageNet: 0.485/0.456/0.406,0.229/0.224/0.225). Use what the model was
+    /// trained with.
+    #[arg(
+        long,
+        default_value = "none",
+        value_name = "MEAN,STD|none",
+        requires = "onnx"
+    )]
+    pub normalize: crate::onnx::Normalize,
+
+    /// Images per forward pass with --onnx (speed and memory only). A model whose batch
+    /// dimension is fixed (often 1) uses that instead.
+    #[arg(long, default_value_t = 256, value_name = "N", requires = "onnx")]
+    pub batch_size: usize,
+
+    /// Score only the first N train samples (ids 0..N).
+    #[arg(long, value_name = "N", requires = "onnx")]
+    pub train_limit: Option<usize>,
+
+    /// Score only the first N test samples (ids 0..N).
+    #[arg(long, value_name = "N", requires = "onnx")]
+    pub test_limit: Option<usize>,
 }
 
 /// `toploss confusion`.

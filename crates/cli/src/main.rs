@@ -7,10 +7,12 @@ mod confusion;
 mod fetch;
 mod issues;
 mod noise;
+mod onnx;
 mod output;
 mod predictions;
 mod progress;
 mod score;
+mod score_onnx;
 mod top;
 mod train;
 

@@ -75,6 +75,16 @@ pub fn class_names(
 
 /// Runs `toploss score`.
 pub fn run_score(args: &ScoreArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    if let Some(model) = &args.onnx.onnx {
+        return crate::score_onnx::run_score_onnx(args, model, ui);
+    }
+    if args.files.predictions.is_none() && args.files.labels.is_none() {
+        bail!(
+            "pass --predictions FILE and --labels FILE (your model's outputs), or --onnx \
+             MODEL.onnx and --data FORMAT:PATH (your model, run by toploss)"
+        );
+    }
+
     // Parse and check the input.
     if args.k == Some(0) {
         bail!("invalid -k 0: expected at least 1");

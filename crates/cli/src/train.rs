@@ -432,7 +432,7 @@ pub fn train_run(
 /// Removes the files of an earlier run that this run may not write again (noise.json without
 /// --label-noise, oof_probs.npy without --folds, probabilities of other epochs), so that
 /// `--overwrite` never leaves a mix of two runs. Grids and tables in top/ and issues/ stay.
-fn remove_stale_run_files(out: &Path) -> anyhow::Result<()> {
+pub(crate) fn remove_stale_run_files(out: &Path) -> anyhow::Result<()> {
     let mut stale = vec![
         out.join(NOISE_JSON),
         out.join(OOF_PROBS_NPY),
