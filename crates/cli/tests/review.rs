@@ -1,0 +1,638 @@
+//! Tests of the `toploss review` server: the binary runs on port 0 over a small MNIST run, and
+//! the tests talk raw HTTP/1.1 to it over `std::net::TcpStream`.
+
+#[path = "support/review_server.rs"]
+mod review_server;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use review_server::{ReviewServer, get_json, post_json, request, small_run};
+use serde_json::{Value, json};
+use toploss_data::corrections::parse_corrections;
+use toploss_data::run::{DYNAMICS_PARQUET, Dynamics, RunInfo, SplitName, read_npy_f32};
+use toploss_data::{Action, DatasetSpec, load};
+
+/// Train samples of the small run (ids 0 to 299).
+const TRAIN_LEN: usize = 300;
+
+fn mnist_classes() -> Vec<String> {
+    (0..10).map(|digit| digit.to_string()).collect()
+}
+
+fn corrections(run: &Path) -> Option<String> {
+    std::fs::read_to_string(run.join("corrections.csv")).ok()
+}
+
+fn candidate_ids(state: &Value) -> Vec<u64> {
+    state["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|candidate| candidate["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn review_serves_page_state_and_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    let server = ReviewServer::start(&run, &["-k", "16"]);
+
+    // The page, with a policy that keeps it on this server.
+    let page = request(server.port, "GET", "/", &[], b"");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    let html = page.text();
+    assert!(html.contains("<title>toploss review</title>"), "{html}");
+    assert!(html.contains("Keyboard shortcuts"));
+
+    // The candidates are the 16 highest losses of epoch 1, ties by lower id: sorted here
+    // independently of toploss_core::rank.
+    let state = get_json(server.port, "/api/state");
+    let dynamics =
+        Dynamics::read(&run.join(DYNAMICS_PARQUET), Some(1), Some(SplitName::Train)).unwrap();
+    let rows = dynamics.get(1, SplitName::Train).unwrap();
+    let mut expected: Vec<usize> = (0..rows.len()).collect();
+    expected.sort_by(|&a, &b| rows.loss[b].total_cmp(&rows.loss[a]).then(a.cmp(&b)));
+    expected.truncate(16);
+    let expected: Vec<u64> = expected.iter().map(|&id| id as u64).collect();
+    assert_eq!(candidate_ids(&state), expected);
+    assert_eq!(state["split"], "train");
+    assert_eq!(state["epoch"], 1);
+    assert_eq!(state["editable"], true);
+    assert_eq!(state["classes"], json!(mnist_classes()));
+    assert_eq!(state["decided"], 0);
+
+    // Scores and top classes of the first candidate, against the run's own files.
+    let first = &state["candidates"][0];
+    let id = first["id"].as_u64().unwrap() as usize;
+    assert_eq!(first["rank"], 1);
+    assert_eq!(first["label"], rows.label[id]);
+    assert_eq!(first["predicted"], rows.predicted[id]);
+    assert_eq!(first["loss"], format!("{:.4}", rows.loss[id]));
+    let probs = read_npy_f32(&run.join("probs/train-e01.npy")).unwrap();
+    let mut classes: Vec<usize> = (0..10).collect();
+    classes.sort_by(|&a, &b| probs[[id, b]].total_cmp(&probs[[id, a]]).then(a.cmp(&b)));
+    let top = first["top"].as_array().unwrap();
+    assert_eq!(top.len(), 3);
+    for (entry, &class) in top.iter().zip(&classes) {
+        assert_eq!(entry["class"], class);
+        assert!((entry["p"].as_f64().unwrap() - f64::from(probs[[id, class]])).abs() < 1e-6);
+    }
+    // The most probable class is the predicted one.
+    assert_eq!(top[0]["class"], first["predicted"]);
+
+    // The image is the dataset's own pixels, 28 x 28 grayscale.
+    let spec: DatasetSpec = review_server::bundled_mnist().parse().unwrap();
+    let dataset = load(&spec).unwrap();
+    for id in [id, TRAIN_LEN - 1] {
+        let reply = request(
+            server.port,
+            "GET",
+            &format!("/api/image/{id}.png"),
+            &[],
+            b"",
+        );
+        assert_eq!(reply.status, 200, "image {id}");
+        assert_eq!(reply.header("content-type"), Some("image/png"));
+        let image = image::load_from_memory(&reply.body).unwrap().to_luma8();
+        assert_eq!(image.dimensions(), (28, 28));
+        assert_eq!(
+            image.as_raw().as_slice(),
+            dataset.train.image(id),
+            "image {id}"
+        );
+    }
+    server.stop();
+}
+
+#[test]
+fn review_rejects_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    let server = ReviewServer::start(&run, &["-k", "5"]);
+    let json_type = [("Content-Type", "application/json")];
+    let oversize = format!(
+        "{{\"id\": 1, \"action\": \"keep\", \"note\": \"{}\"}}",
+        "x".repeat(20_000)
+    );
+
+    // (method, path, extra headers, body, status, part of the message)
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>, String, u16, &str)> = vec![
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            r#"{"id": 300, "action": "keep"}"#.into(),
+            400,
+            "unknown id 300",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            r#"{"id": -1, "action": "keep"}"#.into(),
+            400,
+            "invalid id -1",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            r#"{"id": "1", "action": "keep"}"#.into(),
+            400,
+            "invalid id \"1\"",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            r#"{"action": "keep"}"#.into(),
+            400,
+            "missing key \"id\"",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            r#"{"id": 1, "action": "relabel", "new_label": 10}"#.into(),
+            400,
+            "new_label 10 is not a class",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            r#"{"id": 1, "action": "relabel", "new_label": "ten"}"#.into(),
+            400,
+            "not a class",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            r#"{"id": 1, "action": "relabel"}"#.into(),
+            400,
+            "relabel needs \"new_label\"",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            r#"{"id": 1, "action": "keep", "new_label": 3}"#.into(),
+            400,
+            "takes no new_label",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            r#"{"id": 1, "action": "delete"}"#.into(),
+            400,
+            "unknown action \"delete\"",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            r#"{"id": 1, "action": "keep", "reason": "x"}"#.into(),
+            400,
+            "unknown key \"reason\"",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            r#"{"id": 1, "action": "keep", "note": 5}"#.into(),
+            400,
+            "invalid note 5",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            "{\"id\": 1, \"action\"".into(),
+            400,
+            "malformed JSON",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            "[1, \"keep\"]".into(),
+            400,
+            "expected a JSON object",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            json_type.to_vec(),
+            oversize.clone(),
+            413,
+            "too large",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            vec![("Content-Type", "text/plain")],
+            r#"{"id": 1, "action": "keep"}"#.into(),
+            415,
+            "application/json",
+        ),
+        (
+            "POST",
+            "/api/decision",
+            vec![
+                ("Content-Type", "application/json"),
+                ("Origin", "http://evil.example"),
+            ],
+            r#"{"id": 1, "action": "keep"}"#.into(),
+            403,
+            "not allowed",
+        ),
+        (
+            "POST",
+            "/api/undo",
+            json_type.to_vec(),
+            r#"{"id": 1}"#.into(),
+            409,
+            "no decision to undo",
+        ),
+        (
+            "POST",
+            "/api/undo",
+            json_type.to_vec(),
+            r#"{"id": 300}"#.into(),
+            400,
+            "unknown id 300",
+        ),
+        (
+            "GET",
+            "/api/decision",
+            vec![],
+            String::new(),
+            405,
+            "POST only",
+        ),
+        (
+            "POST",
+            "/api/state",
+            json_type.to_vec(),
+            "{}".into(),
+            405,
+            "GET only",
+        ),
+        (
+            "GET",
+            "/nothing-here",
+            vec![],
+            String::new(),
+            404,
+            "not found",
+        ),
+        ("GET", "/run.json", vec![], String::new(), 404, "not found"),
+        (
+            "GET",
+            "/api/image/300.png",
+            vec![],
+            String::new(),
+            404,
+            "ids 0 to 299",
+        ),
+        (
+            "GET",
+            "/api/image/-1.png",
+            vec![],
+            String::new(),
+            404,
+            "no image",
+        ),
+        (
+            "GET",
+            "/api/image/1",
+            vec![],
+            String::new(),
+            404,
+            "no image",
+        ),
+        (
+            "GET",
+            "/api/image/..%2Frun.json",
+            vec![],
+            String::new(),
+            404,
+            "no image",
+        ),
+        (
+            "GET",
+            "/api/image/99999999999999999999.png",
+            vec![],
+            String::new(),
+            404,
+            "no image",
+        ),
+        (
+            "GET",
+            "/api/state",
+            vec![("Host", "evil.example")],
+            String::new(),
+            403,
+            "unexpected Host",
+        ),
+    ];
+    let check = |(method, path, headers, body, status, message): &(
+        &str,
+        &str,
+        Vec<(&str, &str)>,
+        String,
+        u16,
+        &str,
+    )| {
+        let reply = request(server.port, method, path, headers, body.as_bytes());
+        let text = reply.text();
+        assert_eq!(reply.status, *status, "{method} {path} {body:.80}: {text}");
+        let error: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: {text}"));
+        let error = error["error"].as_str().unwrap();
+        assert!(
+            error.contains(message),
+            "{method} {path} {body:.80}: {error}"
+        );
+    };
+    for case in &cases {
+        check(case);
+    }
+    assert_eq!(
+        corrections(&run),
+        None,
+        "a rejected request wrote corrections.csv"
+    );
+
+    // With a file in place, rejected requests leave it byte for byte as it was.
+    let reply = post_json(
+        server.port,
+        "/api/decision",
+        &json!({"id": 2, "action": "discard"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let before = corrections(&run).unwrap();
+    assert_eq!(before, "id,action,new_label,note\n2,discard,,\n");
+    for case in &cases {
+        check(case);
+    }
+    assert_eq!(corrections(&run).unwrap(), before);
+    server.stop();
+}
+
+#[test]
+fn review_concurrent_writes_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    let server = ReviewServer::start(&run, &["-k", "5"]);
+    let port = server.port;
+    let classes = mnist_classes();
+
+    // Writer w decides ids w*40 .. w*40+39; the action depends on the id.
+    const WRITERS: usize = 4;
+    const PER_WRITER: usize = 40;
+    let expected_action = |id: usize| match id % 3 {
+        0 => Action::Keep,
+        1 => Action::Discard,
+        _ => Action::Relabel((id % 10) as u32),
+    };
+    let writing = AtomicBool::new(true);
+    let path = run.join("corrections.csv");
+    let reads = std::thread::scope(|scope| {
+        // A reader parses the file in a loop while the writers run: never a torn file.
+        let reader = scope.spawn(|| {
+            let mut reads = 0;
+            while writing.load(Ordering::SeqCst) {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    if let Err(error) = parse_corrections(&path, &text, &classes, TRAIN_LEN) {
+                        panic!("read {reads}: {error}\n{text}");
+                    }
+                    reads += 1;
+                }
+            }
+            reads
+        });
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                scope.spawn(move || {
+                    for id in writer * PER_WRITER..(writer + 1) * PER_WRITER {
+                        let body = match expected_action(id) {
+                            Action::Relabel(label) => {
+                                json!({"id": id, "action": "relabel", "new_label": label})
+                            }
+                            action => json!({"id": id, "action": action.name()}),
+                        };
+                        let reply = post_json(port, "/api/decision", &body);
+                        assert_eq!(reply.status, 200, "id {id}: {}", reply.text());
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        writing.store(false, Ordering::SeqCst);
+        reader.join().unwrap()
+    });
+    assert!(reads > 0, "the reader never saw the file");
+
+    // Every decision is in the file, once, with its action.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let parsed = parse_corrections(&path, &text, &classes, TRAIN_LEN).unwrap();
+    assert_eq!(parsed.len(), WRITERS * PER_WRITER);
+    for entry in &parsed.entries {
+        assert_eq!(
+            entry.action,
+            expected_action(entry.id as usize),
+            "id {}",
+            entry.id
+        );
+    }
+    assert_eq!(
+        get_json(port, "/api/state")["decided"],
+        WRITERS * PER_WRITER
+    );
+    server.stop();
+}
+
+#[test]
+fn review_undo_restart_and_retrain() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    let server = ReviewServer::start(&run, &["-k", "10"]);
+    let state = get_json(server.port, "/api/state");
+    let candidate = |position: usize| state["candidates"][position].clone();
+    let (a, b, c) = (candidate(0), candidate(1), candidate(2));
+    let id = |sample: &Value| sample["id"].as_u64().unwrap();
+    // A class other than the given label of sample a.
+    let new_label = (a["label"].as_u64().unwrap() + 1) % 10;
+
+    // Undo restores the decision the id had before, then removes it.
+    let decide = |body: Value| {
+        let reply = post_json(server.port, "/api/decision", &body);
+        assert_eq!(reply.status, 200, "{body}: {}", reply.text());
+        reply.json()
+    };
+    let undo = |sample: &Value| {
+        let reply = post_json(server.port, "/api/undo", &json!({"id": id(sample)}));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    };
+    decide(json!({"id": id(&a), "action": "keep"}));
+    let reply = decide(json!({"id": id(&a), "action": "relabel", "new_label": 3}));
+    assert_eq!(reply["decision"]["action"], "relabel");
+    let reply = undo(&a);
+    assert_eq!(reply["result"], "restored");
+    assert_eq!(reply["decision"]["action"], "keep");
+    let reply = undo(&a);
+    assert_eq!(reply["result"], "removed");
+    assert_eq!(reply["decision"], Value::Null);
+    assert_eq!(
+        corrections(&run).unwrap(),
+        "id,action,new_label,note\n",
+        "undo of every change leaves the header only"
+    );
+
+    // Three decisions; the note has a comma and a quote.
+    decide(json!({"id": id(&a), "action": "relabel", "new_label": new_label}));
+    decide(json!({"id": id(&b), "action": "discard"}));
+    decide(json!({"id": id(&c), "action": "keep", "note": "a \"7\", surely"}));
+    let expected = format!(
+        "id,action,new_label,note\n{},relabel,{new_label},\n{},discard,,\n{},keep,,\"a \"\"7\"\", surely\"\n",
+        id(&a),
+        id(&b),
+        id(&c)
+    );
+    assert_eq!(corrections(&run).unwrap(), expected);
+    let stderr = server.stop();
+    assert!(stderr.contains("review server stopped"), "{stderr}");
+
+    // A new server reloads the decisions; undo then removes (no history survives a restart).
+    let server = ReviewServer::start(&run, &["-k", "10"]);
+    let state = get_json(server.port, "/api/state");
+    assert_eq!(state["decided"], 3);
+    let decisions: Vec<Value> = (0..3)
+        .map(|position| state["candidates"][position]["decision"].clone())
+        .collect();
+    assert_eq!(decisions[0]["action"], "relabel");
+    assert_eq!(decisions[0]["new_label"], new_label);
+    assert_eq!(decisions[1]["action"], "discard");
+    assert_eq!(decisions[2]["note"], "a \"7\", surely");
+    let reply = post_json(server.port, "/api/undo", &json!({"id": id(&c)}));
+    assert_eq!(reply.json()["result"], "removed");
+    server.stop();
+
+    // `train --relabel --discard` accepts the file as it is.
+    let fixed = dir.path().join("fixed");
+    let corrections_csv = run.join("corrections.csv");
+    let output = review_server::toploss()
+        .args(["-q", "train", "--data", &review_server::bundled_mnist()])
+        .args([
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+            "--epochs",
+            "1",
+        ])
+        .arg("--relabel")
+        .arg(&corrections_csv)
+        .arg("--discard")
+        .arg(&corrections_csv)
+        .arg("--out")
+        .arg(&fixed)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let info = RunInfo::read(&fixed).unwrap();
+    assert_eq!(info.config["relabelled"], 1);
+    assert_eq!(info.config["discarded"], 1);
+    let rows = Dynamics::read(&fixed.join(DYNAMICS_PARQUET), None, Some(SplitName::Train)).unwrap();
+    assert_eq!(
+        rows.get(1, SplitName::Train).unwrap().label[id(&a) as usize] as u64,
+        new_label
+    );
+}
+
+#[test]
+fn review_candidates_file_and_test_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+
+    // An issues.csv picks the candidates and their order; -k keeps the first rows.
+    let issues = dir.path().join("issues.csv");
+    std::fs::write(
+        &issues,
+        "rank,id,label,suggested,score\n1,42,7,1,-3.5\n2,7,3,5,-1.25\n3,250,0,6,-0.5\n",
+    )
+    .unwrap();
+    let server = ReviewServer::start(&run, &["--candidates", issues.to_str().unwrap()]);
+    let state = get_json(server.port, "/api/state");
+    assert_eq!(candidate_ids(&state), vec![42, 7, 250]);
+    assert_eq!(state["candidates"][1]["rank"], 2);
+    assert!(state["source"].as_str().unwrap().contains("issues.csv"));
+    server.stop();
+    let server = ReviewServer::start(&run, &["--candidates", issues.to_str().unwrap(), "-k", "1"]);
+    assert_eq!(
+        candidate_ids(&get_json(server.port, "/api/state")),
+        vec![42]
+    );
+    server.stop();
+
+    // An id outside the split stops the command before it listens, naming the line.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "rank,id\n1,5\n2,300\n").unwrap();
+    let output = review_server::toploss()
+        .args(["review", "--port", "0", "--candidates"])
+        .arg(&bad)
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bad.csv, line 3: id 300 is out of range"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+
+    // The test split can be viewed but not changed.
+    let server = ReviewServer::start(&run, &["--split", "test", "-k", "200"]);
+    let state = get_json(server.port, "/api/state");
+    assert_eq!(state["editable"], false);
+    assert_eq!(state["candidates"].as_array().unwrap().len(), 100);
+    let reply = post_json(
+        server.port,
+        "/api/decision",
+        &json!({"id": 1, "action": "keep"}),
+    );
+    assert_eq!(reply.status, 409, "{}", reply.text());
+    assert!(reply.text().contains("read-only"));
+    assert_eq!(
+        request(server.port, "GET", "/api/image/99.png", &[], b"").status,
+        200
+    );
+    assert_eq!(
+        request(server.port, "GET", "/api/image/100.png", &[], b"").status,
+        404
+    );
+    server.stop();
+    assert_eq!(corrections(&run), None);
+}
