@@ -116,257 +116,101 @@ fn review_serves_page_state_and_images() {
     server.stop();
 }
 
+/// A request the server must reject: what is sent, and the status and part of the message
+/// that must come back.
+struct BadRequest {
+    method: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
+    body: String,
+    status: u16,
+    message: &'static str,
+}
+
+fn post(path: &'static str, body: &str, status: u16, message: &'static str) -> BadRequest {
+    BadRequest {
+        method: "POST",
+        path,
+        headers: vec![("Content-Type", "application/json")],
+        body: body.to_string(),
+        status,
+        message,
+    }
+}
+
+fn get(path: &'static str, status: u16, message: &'static str) -> BadRequest {
+    BadRequest {
+        method: "GET",
+        path,
+        headers: Vec::new(),
+        body: String::new(),
+        status,
+        message,
+    }
+}
+
 #[test]
 fn review_rejects_bad_requests() {
     let dir = tempfile::tempdir().unwrap();
     let run = small_run(dir.path());
     let server = ReviewServer::start(&run, &["-k", "5"]);
-    let json_type = [("Content-Type", "application/json")];
     let oversize = format!(
         "{{\"id\": 1, \"action\": \"keep\", \"note\": \"{}\"}}",
         "x".repeat(20_000)
     );
-
-    // (method, path, extra headers, body, status, part of the message)
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, String, u16, &str)> = vec![
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            r#"{"id": 300, "action": "keep"}"#.into(),
-            400,
-            "unknown id 300",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            r#"{"id": -1, "action": "keep"}"#.into(),
-            400,
-            "invalid id -1",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            r#"{"id": "1", "action": "keep"}"#.into(),
-            400,
-            "invalid id \"1\"",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            r#"{"action": "keep"}"#.into(),
-            400,
-            "missing key \"id\"",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            r#"{"id": 1, "action": "relabel", "new_label": 10}"#.into(),
-            400,
-            "new_label 10 is not a class",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            r#"{"id": 1, "action": "relabel", "new_label": "ten"}"#.into(),
-            400,
-            "not a class",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            r#"{"id": 1, "action": "relabel"}"#.into(),
-            400,
-            "relabel needs \"new_label\"",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            r#"{"id": 1, "action": "keep", "new_label": 3}"#.into(),
-            400,
-            "takes no new_label",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            r#"{"id": 1, "action": "delete"}"#.into(),
-            400,
-            "unknown action \"delete\"",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            r#"{"id": 1, "action": "keep", "reason": "x"}"#.into(),
-            400,
-            "unknown key \"reason\"",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            r#"{"id": 1, "action": "keep", "note": 5}"#.into(),
-            400,
-            "invalid note 5",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            "{\"id\": 1, \"action\"".into(),
-            400,
-            "malformed JSON",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            "[1, \"keep\"]".into(),
-            400,
-            "expected a JSON object",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            json_type.to_vec(),
-            oversize.clone(),
-            413,
-            "too large",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            vec![("Content-Type", "text/plain")],
-            r#"{"id": 1, "action": "keep"}"#.into(),
-            415,
-            "application/json",
-        ),
-        (
-            "POST",
-            "/api/decision",
-            vec![
-                ("Content-Type", "application/json"),
-                ("Origin", "http://evil.example"),
-            ],
-            r#"{"id": 1, "action": "keep"}"#.into(),
-            403,
-            "not allowed",
-        ),
-        (
-            "POST",
-            "/api/undo",
-            json_type.to_vec(),
-            r#"{"id": 1}"#.into(),
-            409,
-            "no decision to undo",
-        ),
-        (
-            "POST",
-            "/api/undo",
-            json_type.to_vec(),
-            r#"{"id": 300}"#.into(),
-            400,
-            "unknown id 300",
-        ),
-        (
-            "GET",
-            "/api/decision",
-            vec![],
-            String::new(),
-            405,
-            "POST only",
-        ),
-        (
-            "POST",
-            "/api/state",
-            json_type.to_vec(),
-            "{}".into(),
-            405,
-            "GET only",
-        ),
-        (
-            "GET",
-            "/nothing-here",
-            vec![],
-            String::new(),
-            404,
-            "not found",
-        ),
-        ("GET", "/run.json", vec![], String::new(), 404, "not found"),
-        (
-            "GET",
-            "/api/image/300.png",
-            vec![],
-            String::new(),
-            404,
-            "ids 0 to 299",
-        ),
-        (
-            "GET",
-            "/api/image/-1.png",
-            vec![],
-            String::new(),
-            404,
-            "no image",
-        ),
-        (
-            "GET",
-            "/api/image/1",
-            vec![],
-            String::new(),
-            404,
-            "no image",
-        ),
-        (
-            "GET",
-            "/api/image/..%2Frun.json",
-            vec![],
-            String::new(),
-            404,
-            "no image",
-        ),
-        (
-            "GET",
-            "/api/image/99999999999999999999.png",
-            vec![],
-            String::new(),
-            404,
-            "no image",
-        ),
-        (
-            "GET",
-            "/api/state",
-            vec![("Host", "evil.example")],
-            String::new(),
-            403,
-            "unexpected Host",
-        ),
+    let plain_text = vec![("Content-Type", "text/plain")];
+    let foreign_origin = vec![
+        ("Content-Type", "application/json"),
+        ("Origin", "http://evil.example"),
     ];
-    let check = |(method, path, headers, body, status, message): &(
-        &str,
-        &str,
-        Vec<(&str, &str)>,
-        String,
-        u16,
-        &str,
-    )| {
-        let reply = request(server.port, method, path, headers, body.as_bytes());
-        let text = reply.text();
-        assert_eq!(reply.status, *status, "{method} {path} {body:.80}: {text}");
-        let error: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: {text}"));
-        let error = error["error"].as_str().unwrap();
-        assert!(
-            error.contains(message),
-            "{method} {path} {body:.80}: {error}"
+    let keep = r#"{"id": 1, "action": "keep"}"#;
+
+    #[rustfmt::skip]
+    let cases = vec![
+        post("/api/decision", r#"{"id": 300, "action": "keep"}"#, 400, "unknown id 300"),
+        post("/api/decision", r#"{"id": -1, "action": "keep"}"#, 400, "invalid id -1"),
+        post("/api/decision", r#"{"id": "1", "action": "keep"}"#, 400, "invalid id \"1\""),
+        post("/api/decision", r#"{"action": "keep"}"#, 400, "missing key \"id\""),
+        post("/api/decision", r#"{"id": 1, "action": "relabel", "new_label": 10}"#, 400, "new_label 10 is not a class"),
+        post("/api/decision", r#"{"id": 1, "action": "relabel", "new_label": "ten"}"#, 400, "not a class"),
+        post("/api/decision", r#"{"id": 1, "action": "relabel"}"#, 400, "relabel needs \"new_label\""),
+        post("/api/decision", r#"{"id": 1, "action": "keep", "new_label": 3}"#, 400, "takes no new_label"),
+        post("/api/decision", r#"{"id": 1, "action": "delete"}"#, 400, "unknown action \"delete\""),
+        post("/api/decision", r#"{"id": 1, "action": "keep", "reason": "x"}"#, 400, "unknown key \"reason\""),
+        post("/api/decision", r#"{"id": 1, "action": "keep", "note": 5}"#, 400, "invalid note 5"),
+        post("/api/decision", "{\"id\": 1, \"action\"", 400, "malformed JSON"),
+        post("/api/decision", "[1, \"keep\"]", 400, "expected a JSON object"),
+        post("/api/decision", &oversize, 413, "too large"),
+        BadRequest { headers: plain_text, ..post("/api/decision", keep, 415, "application/json") },
+        BadRequest { headers: foreign_origin, ..post("/api/decision", keep, 403, "not allowed") },
+        post("/api/undo", r#"{"id": 1}"#, 409, "no decision to undo"),
+        post("/api/undo", r#"{"id": 300}"#, 400, "unknown id 300"),
+        get("/api/decision", 405, "POST only"),
+        post("/api/state", "{}", 405, "GET only"),
+        get("/nothing-here", 404, "not found"),
+        get("/run.json", 404, "not found"),
+        get("/api/image/300.png", 404, "ids 0 to 299"),
+        get("/api/image/-1.png", 404, "no image"),
+        get("/api/image/1", 404, "no image"),
+        get("/api/image/..%2Frun.json", 404, "no image"),
+        get("/api/image/99999999999999999999.png", 404, "no image"),
+        BadRequest { headers: vec![("Host", "evil.example")], ..get("/api/state", 403, "unexpected Host") },
+    ];
+    let check = |case: &BadRequest| {
+        let reply = request(
+            server.port,
+            case.method,
+            case.path,
+            &case.headers,
+            case.body.as_bytes(),
         );
+        let text = reply.text();
+        let what = format!("{} {} {:.80}", case.method, case.path, case.body);
+        assert_eq!(reply.status, case.status, "{what}: {text}");
+        let error: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: not JSON: {text}"));
+        let error = error["error"].as_str().unwrap();
+        assert!(error.contains(case.message), "{what}: {error}");
     };
     for case in &cases {
         check(case);
@@ -635,4 +479,72 @@ fn review_candidates_file_and_test_split() {
     );
     server.stop();
     assert_eq!(corrections(&run), None);
+}
+
+/// Reads one response from `stream` without waiting for the server to close: the headers, then
+/// Content-Length bytes of body. Returns the status (0 when no complete response came within
+/// the read timeout) and whether the server sent `Connection: close`.
+fn read_one_response(stream: &mut std::net::TcpStream) -> (u16, bool) {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => raw.push(byte[0]),
+            _ => return (0, false),
+        }
+    }
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let status = head[9..12].parse().unwrap_or(0);
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |value| value.trim().parse().unwrap_or(0));
+    let mut body = vec![0u8; length];
+    if stream.read_exact(&mut body).is_err() {
+        return (0, false);
+    }
+    (status, head.contains("connection: close"))
+}
+
+#[test]
+fn review_answers_a_burst_of_connections() {
+    // A browser opens several connections at once and keeps each open for reuse unless the
+    // server sends `Connection: close`. The clients here do the same, so a server that keeps
+    // connections alive and serves them from too few threads leaves some requests unanswered
+    // (status 0 after the read timeout).
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    let server = ReviewServer::start(&run, &["-k", "5"]);
+    const CLIENTS: usize = 12;
+    let port = server.port;
+    let answers: Vec<(u16, Option<std::net::TcpStream>)> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|id| {
+                scope.spawn(move || {
+                    use std::io::Write;
+                    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    stream
+                        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                        .unwrap();
+                    let request = format!(
+                        "GET /api/image/{id}.png HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+                         Connection: keep-alive\r\n\r\n"
+                    );
+                    stream.write_all(request.as_bytes()).unwrap();
+                    let (status, close) = read_one_response(&mut stream);
+                    // Keep a kept-alive connection open until every client is done.
+                    (status, (!close).then_some(stream))
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .map(|client| client.join().unwrap())
+            .collect()
+    });
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses, vec![200; CLIENTS]);
+    drop(answers);
+    server.stop();
 }

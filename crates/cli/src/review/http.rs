@@ -8,17 +8,17 @@
 //! | `POST /api/decision` | `{"id", "action", "new_label", "note"}`: set a decision |
 //! | `POST /api/undo` | `{"id"}`: undo that id's last change |
 //!
-//! Errors are JSON `{"error": MESSAGE}` with a 4xx status, and nothing is written for them:
-//! 400 for an invalid body (malformed JSON, unknown id, class or action), 403 for a foreign
-//! Host or Origin, 404 for an unknown path or image id, 405 for a wrong method, 409 for a
-//! decision on the test split or an undo with nothing to undo, 413 for a body over
+//! Errors are JSON `{"error": MESSAGE}` with a 4xx status, and nothing is written for them.
+//! The statuses: 400 for an invalid body (malformed JSON, unknown id, class or action), 403
+//! for a foreign Host or Origin, 404 for an unknown path or image id, 405 for a wrong method,
+//! 409 for a decision on the test split or an undo with nothing to undo, 413 for a body over
 //! [`MAX_BODY_BYTES`], and 415 for a POST that is not `application/json`.
 
-use std::io::{Cursor, Read};
+use std::io::{Read, Write};
 use std::sync::{Mutex, PoisonError};
 
 use serde_json::{Map, Value, json};
-use tiny_http::{Header, Method, Request, Response};
+use tiny_http::{Method, Request, StatusCode};
 use toploss_data::corrections::resolve_label;
 use toploss_data::{Action, Correction};
 
@@ -39,7 +39,7 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
 
 /// The server's shared state: read-only data plus the decisions behind a mutex.
 pub struct App {
-    /// What the page shows.
+    /// Data the page shows.
     pub data: ReviewData,
     /// Decisions; the lock is held across the file write, so writes never interleave.
     pub decisions: Mutex<Decisions>,
@@ -92,7 +92,7 @@ pub struct Incoming<'a> {
     pub body: Result<Vec<u8>, ApiError>,
 }
 
-/// Answers one tiny_http request; a failure to send the reply is logged.
+/// Handles one tiny_http request; a failure to send the reply is logged.
 pub fn handle(app: &App, mut request: Request) {
     let body = read_body(&mut request);
     let header = |name: &'static str| {
@@ -121,27 +121,38 @@ pub fn handle(app: &App, mut request: Request) {
         );
     }
 
-    let length = reply.body.len();
-    let mut response = Response::new(
-        reply.status.into(),
-        Vec::new(),
-        Cursor::new(reply.body),
-        Some(length),
-        None,
-    );
-    let mut headers = vec![
-        ("Content-Type", reply.content_type.to_string()),
-        ("X-Content-Type-Options", "nosniff".to_string()),
-    ];
-    headers.extend(reply.headers);
-    for (name, value) in headers {
-        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(header);
-        }
-    }
-    if let Err(error) = request.respond(response) {
+    if let Err(error) = send(request, reply) {
         tracing::debug!("cannot send the reply: {error}");
     }
+}
+
+/// Writes `reply` with `Connection: close`, so that each connection carries one request.
+///
+/// tiny_http 0.12 serves each keep-alive connection as one task of its thread pool until the
+/// client closes it, and a burst of new connections can stay queued behind those tasks. With
+/// keep-alive, 12 clients that connected at once got 4 answers (the test
+/// `review_answers_a_burst_of_connections`), and chromium's image requests hung the same way.
+/// With one request per connection, each task ends as soon as the client closes. tiny_http
+/// drops a `Connection` header given to `Response`, so the response goes to the raw writer.
+fn send(request: Request, reply: Reply) -> std::io::Result<()> {
+    let status = StatusCode(reply.status);
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+         X-Content-Type-Options: nosniff\r\nConnection: close\r\n",
+        status.0,
+        status.default_reason_phrase(),
+        reply.content_type,
+        reply.body.len()
+    );
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+
+    let mut writer = request.into_writer();
+    writer.write_all(head.as_bytes())?;
+    writer.write_all(&reply.body)?;
+    writer.flush()
 }
 
 /// Reads the body up to [`MAX_BODY_BYTES`]; a longer one (by its Content-Length, or as read)
@@ -151,6 +162,10 @@ fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
         status: 413,
         message: format!("request body too large: at most {MAX_BODY_BYTES} bytes"),
     };
+    // NOTE: tiny_http 0.12 still reads and discards the unread body after the reply, and it
+    // allocates a buffer of the announced Content-Length to do so. A client that announces
+    // terabytes could make that allocation fail and abort the process (not tested). The
+    // decisions already written stay intact.
     if request
         .body_length()
         .is_some_and(|length| length > MAX_BODY_BYTES)
@@ -266,9 +281,9 @@ fn image(app: &App, name: &str) -> Result<Reply, ApiError> {
 
 /// Checks a POST's headers and returns its body.
 fn check_post(incoming: &Incoming<'_>) -> Result<Vec<u8>, ApiError> {
-    // A page on another site can send a cross-site POST without asking first only with a
-    // "simple" content type; requiring JSON makes the browser ask, and this server never
-    // allows it.
+    // A page on another site can send a POST here without a CORS preflight only with a
+    // "simple" content type. Requiring JSON forces the preflight, which this server never
+    // grants.
     let is_json = incoming.content_type.is_some_and(|value| {
         value
             .split(';')
@@ -404,8 +419,8 @@ fn parse_decision(
     })
 }
 
-/// Reads `new_label`: a class index (number) or a class name (string; a name that is all
-/// digits is read as a name first, as in corrections.csv).
+/// Reads `new_label`: a class index (a JSON number) or a class name (a JSON string). A string
+/// of digits is matched against the names first, as in corrections.csv.
 fn parse_class(data: &ReviewData, value: &Value) -> Result<u32, ApiError> {
     let classes = &data.classes;
     let label = match value {

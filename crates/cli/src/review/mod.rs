@@ -3,7 +3,7 @@
 //!
 //! The server loads everything it shows at start (scores of one epoch and split, that epoch's
 //! probabilities, the split's images) and keeps the decisions in memory behind a mutex. Each
-//! change rewrites the whole file atomically before the reply is sent, so the file always holds
+//! change rewrites the whole file atomically before the reply is sent, so the file always contains
 //! every acknowledged decision and a reader never sees a partial file.
 
 mod candidates;
@@ -36,7 +36,7 @@ use session::{Decisions, ReviewData};
 /// --relabel` and `--discard`).
 pub const CORRECTIONS_CSV: &str = "corrections.csv";
 
-/// Threads answering requests. Every request is short (a PNG of one image, a JSON reply, or
+/// Threads that handle requests. Every request is short (a PNG of one image, a JSON reply, or
 /// a small file write), so a few threads serve several open pages.
 const WORKER_THREADS: usize = 4;
 
@@ -112,7 +112,7 @@ pub fn run_review(args: &ReviewArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Answers requests until Ctrl-C (or SIGTERM) arrives.
+/// Handles requests until Ctrl-C (or SIGTERM) arrives.
 fn serve(server: &tiny_http::Server, app: &App) {
     while !crate::progress::stop_requested() {
         match server.recv_timeout(POLL_INTERVAL) {

@@ -28,7 +28,7 @@ pub struct Candidate {
 pub struct ApiError {
     /// HTTP status code (4xx for a bad request, 500 when corrections.csv cannot be written).
     pub status: u16,
-    /// What was wrong and how to fix it.
+    /// Message naming the problem and the fix.
     pub message: String,
 }
 
@@ -42,7 +42,7 @@ impl ApiError {
     }
 }
 
-/// What an undo did to a sample's decision.
+/// Outcome of an undo for a sample's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UndoResult {
     /// The decision made before the undone one is back.
@@ -80,7 +80,7 @@ pub struct ReviewData {
     pub images: Split,
     /// The samples to review, in order.
     pub candidates: Vec<Candidate>,
-    /// Where the candidates came from, for the page header.
+    /// Source of the candidates, for the page header.
     pub source: String,
 }
 
@@ -90,7 +90,8 @@ impl ReviewData {
         self.rows.len()
     }
 
-    /// Whether decisions can be made: corrections.csv refers to training-sample ids only.
+    /// Returns whether decisions can be made: corrections.csv refers to training-sample ids
+    /// only.
     pub fn editable(&self) -> bool {
         self.split == SplitName::Train
     }

@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Longest wait for the server to print its address or to stop.
+/// Maximum wait for the server to print its address or to stop.
 const SERVER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The MNIST copy in the repository, as a `--data` value.
+/// Returns the MNIST copy in the repository as a `--data` value.
 pub fn bundled_mnist() -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
     format!("mnist:{}", dir.display())
 }
 
-/// The `toploss` binary under test.
+/// Returns a command for the `toploss` binary under test.
 pub fn toploss() -> Command {
     Command::new(env!("CARGO_BIN_EXE_toploss"))
 }
