@@ -205,12 +205,12 @@ fn review_rejects_bad_requests() {
             case.body.as_bytes(),
         );
         let text = reply.text();
-        let what = format!("{} {} {:.80}", case.method, case.path, case.body);
-        assert_eq!(reply.status, case.status, "{what}: {text}");
-        let error: Value =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: not JSON: {text}"));
+        let request_line = format!("{} {} {:.80}", case.method, case.path, case.body);
+        assert_eq!(reply.status, case.status, "{request_line}: {text}");
+        let error: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{request_line}: not JSON: {text}"));
         let error = error["error"].as_str().unwrap();
-        assert!(error.contains(case.message), "{what}: {error}");
+        assert!(error.contains(case.message), "{request_line}: {error}");
     };
     for case in &cases {
         check(case);
@@ -518,6 +518,7 @@ fn review_answers_a_burst_of_connections() {
     let server = ReviewServer::start(&run, &["-k", "5"]);
     const CLIENTS: usize = 12;
     let port = server.port;
+
     let answers: Vec<(u16, Option<std::net::TcpStream>)> = std::thread::scope(|scope| {
         let clients: Vec<_> = (0..CLIENTS)
             .map(|id| {
@@ -543,8 +544,113 @@ fn review_answers_a_burst_of_connections() {
             .map(|client| client.join().unwrap())
             .collect()
     });
+
     let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
     assert_eq!(statuses, vec![200; CLIENTS]);
     drop(answers);
     server.stop();
+}
+
+/// Writes 6 8x8 grayscale PNGs per class for two classes with non-ASCII names: "Täsche" dark
+/// with a bright row, "靴" bright with a dark column.
+fn write_folder_dataset(root: &Path) {
+    use image::{GrayImage, Luma};
+    for (class, base) in [("Täsche", 30u8), ("靴", 220u8)] {
+        let dir = root.join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for n in 0..6u32 {
+            let image = GrayImage::from_fn(8, 8, |x, y| {
+                let stripe = if class == "Täsche" { y == n } else { x == n };
+                Luma([if stripe { 255 - base } else { base }])
+            });
+            image.save(dir.join(format!("{n:02}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn review_folder_dataset_writes_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    write_folder_dataset(&images);
+    let data = format!("folder:{}", images.display());
+    let run = dir.path().join("run");
+    let output = review_server::toploss()
+        .args([
+            "-q", "train", "--data", &data, "--epochs", "1", "--model", "mlp",
+        ])
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Relabel one candidate by class index and one by class name.
+    let server = ReviewServer::start(&run, &["-k", "20"]);
+    let state = get_json(server.port, "/api/state");
+    assert_eq!(state["classes"], json!(["Täsche", "靴"]));
+    let a = state["candidates"][0].clone();
+    let b = state["candidates"][1].clone();
+    let other = |sample: &Value| 1 - sample["label"].as_u64().unwrap();
+    let reply = post_json(
+        server.port,
+        "/api/decision",
+        &json!({"id": a["id"], "action": "relabel", "new_label": other(&a)}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let name_b = ["Täsche", "靴"][other(&b) as usize];
+    let reply = post_json(
+        server.port,
+        "/api/decision",
+        &json!({"id": b["id"], "action": "relabel", "new_label": name_b}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    server.stop();
+
+    // The file names the classes and each sample's path, as the page showed it.
+    let path_of = |sample: &Value| sample["path"].as_str().unwrap().to_string();
+    assert!(path_of(&a).ends_with(".png"), "{a}");
+    let name_a = ["Täsche", "靴"][other(&a) as usize];
+    let expected = format!(
+        "id,action,new_label,note,path\n{},relabel,{name_a},,{}\n{},relabel,{name_b},,{}\n",
+        a["id"],
+        path_of(&a),
+        b["id"],
+        path_of(&b)
+    );
+    assert_eq!(corrections(&run).unwrap(), expected);
+
+    // `train --relabel` accepts the file.
+    let corrections_csv = run.join("corrections.csv");
+    let output = review_server::toploss()
+        .args([
+            "-q", "train", "--data", &data, "--epochs", "1", "--model", "mlp",
+        ])
+        .arg("--relabel")
+        .arg(&corrections_csv)
+        .arg("--out")
+        .arg(dir.path().join("fixed"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // A path that does not match its id stops the next server before it listens.
+    let wrong = expected.replace(&path_of(&a), "Täsche/elsewhere.png");
+    std::fs::write(&corrections_csv, wrong).unwrap();
+    let output = review_server::toploss()
+        .args(["review", "--port", "0"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("another dataset"), "{stderr}");
 }
