@@ -79,6 +79,14 @@ pub enum Command {
     /// line is the `toploss train` command for the folder.
     #[command(after_help = EXIT_CODES)]
     Fetch(FetchArgs),
+    /// Serve a local web page that pages through a run's candidates, one large image at a time,
+    /// and writes each keep / relabel / discard decision to RUN/corrections.csv at once.
+    ///
+    /// The first line on stdout is `Review page: http://ADDRESS:PORT/`. Ctrl-C stops the
+    /// server. Decisions apply to training-sample ids, so with --split test the page is
+    /// read-only.
+    #[command(after_help = EXIT_CODES)]
+    Review(ReviewArgs),
 }
 
 /// Model choice on the command line.
@@ -746,4 +754,44 @@ pub struct FetchArgs {
     /// HTTP is such a mirror. The published MD5s are still checked.
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
+/// `toploss review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// Run folder written by `toploss train`; decisions go to RUN/corrections.csv.
+    #[arg(value_name = "RUN")]
+    pub run: PathBuf,
+
+    /// TCP port to listen on; 0 picks any free port.
+    #[arg(long, default_value_t = 8765, value_name = "P")]
+    pub port: u16,
+
+    /// Address to listen on. The page has no login, so anyone who can reach this address can
+    /// change RUN/corrections.csv; keep the default unless you trust the network.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
+    pub bind: std::net::IpAddr,
+
+    /// Review the ids of this CSV in file order instead of the top losses: an `issues.csv`, a
+    /// `top --csv` file, or any CSV with an `id` column (and optionally `rank` and `path`).
+    #[arg(long, value_name = "FILE.csv")]
+    pub candidates: Option<PathBuf>,
+
+    /// Split whose samples are reviewed. Decisions need training-sample ids, so the test split
+    /// can be viewed but not changed.
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    pub split: SplitArg,
+
+    /// Epoch whose losses, predictions and probabilities are shown and ranked, 1-based, or
+    /// `last`.
+    #[arg(long, default_value = "last", value_name = "N|last")]
+    pub epoch: String,
+
+    /// Number of candidates (at least 1) [default: 100 highest losses; with --candidates,
+    /// every row of the file].
+    #[arg(short, value_name = "N")]
+    pub k: Option<usize>,
+
+    /// Read the images from this dataset instead of the path recorded in run.json (its
+    /// fingerprint must match).
+    #[arg(long, value_name = "FORMAT:PATH")]
+    pub data: Option<DatasetSpec>,
 }

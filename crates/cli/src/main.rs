@@ -11,6 +11,7 @@ mod onnx;
 mod output;
 mod predictions;
 mod progress;
+mod review;
 mod score;
 mod score_onnx;
 mod top;
@@ -73,5 +74,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Confusion(args) => confusion::run_confusion(&args, &ui),
         Command::Compare(args) => compare::run_compare(&args, &ui),
         Command::Fetch(args) => fetch::run_fetch(&args, &ui),
+        Command::Review(args) => review::run_review(&args, &ui),
     }
 }
