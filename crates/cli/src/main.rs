@@ -9,6 +9,7 @@ mod noise;
 mod output;
 mod predictions;
 mod progress;
+mod report;
 mod score;
 mod top;
 mod train;
@@ -69,5 +70,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Score(args) => score::run_score(&args, &ui),
         Command::Confusion(args) => confusion::run_confusion(&args, &ui),
         Command::Compare(args) => compare::run_compare(&args, &ui),
+        Command::Report(args) => report::run_report(&args, &ui),
     }
 }
