@@ -660,11 +660,11 @@ pub struct ReportArgs {
     /// Largest number of images the grid can show: the highest losses kept per epoch, split
     /// and class, and the end of the page's k slider. Each extra image adds a few hundred
     /// bytes per list to the file.
-    #[arg(long, default_value_t = 64, value_name = "K")]
+    #[arg(long, default_value_t = crate::report::DEFAULT_MAX_K, value_name = "K")]
     pub max_k: usize,
 
     /// Candidates listed per label-issue method (the counts cover them all).
-    #[arg(long, default_value_t = 100, value_name = "N")]
+    #[arg(long, default_value_t = crate::report::DEFAULT_CANDIDATES, value_name = "N")]
     pub candidates: usize,
 
     /// Read the images from this dataset instead of the path recorded in run.json (its

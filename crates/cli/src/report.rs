@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use toploss_core::rank::{Order, top_k_where};
-use toploss_data::Split;
+use toploss_data::{DatasetSpec, Split};
 use toploss_data::run::{DYNAMICS_PARQUET, Dynamics, RunInfo, RunStatus, SplitName, probs_path};
 use toploss_report::{TileImage, sprite_sheets, write_report_html};
 
@@ -36,6 +36,10 @@ const HIST_LOG_MIN: f64 = -5.0;
 const HIST_LOG_MAX: f64 = 1.5;
 /// Histogram bins per factor of ten.
 const HIST_BINS_PER_DECADE: usize = 4;
+/// Default of `--max-k`.
+pub const DEFAULT_MAX_K: usize = 64;
+/// Default of `--candidates`.
+pub const DEFAULT_CANDIDATES: usize = 100;
 /// Tiles the grid shows when the page opens.
 const DEFAULT_K: usize = 16;
 /// Significant digits kept for losses, probabilities and scores in the page's data. Five
@@ -327,23 +331,59 @@ pub fn run_report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         bail!("invalid --candidates 0: expected at least 1");
     }
     let runs = find_runs(&args.runs)?;
-    let main = &runs[0];
-    let info = &main.info;
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| main.dir.join(REPORT_HTML));
+        .unwrap_or_else(|| runs[0].dir.join(REPORT_HTML));
+    if out.is_dir() {
+        bail!("{} is a folder; pass --out FILE.html", out.display());
+    }
     if out.exists() && !args.overwrite {
         bail!(
             "{} exists; pass --overwrite to replace it, or --out another file",
             out.display()
         );
     }
-    if out.is_dir() {
-        bail!("{} is a folder; pass --out FILE.html", out.display());
-    }
     check_output_parent(&out)?;
+    let written = write_report(
+        &runs,
+        args.data.as_ref(),
+        args.max_k,
+        args.candidates,
+        &out,
+        ui,
+    )?;
+    println!(
+        "wrote {} ({:.1} MB, {} images, {} epochs)",
+        out.display(),
+        written.bytes as f64 / 1e6,
+        written.images,
+        written.epochs
+    );
+    Ok(ExitCode::SUCCESS)
+}
 
+/// What [`write_report`] wrote.
+pub struct ReportWritten {
+    /// Size of the page in bytes.
+    pub bytes: u64,
+    /// Sample images embedded.
+    pub images: usize,
+    /// Epochs the page covers.
+    pub epochs: usize,
+}
+
+/// Writes the report of `runs` (the first shown in detail) to `out`, replacing it.
+pub fn write_report(
+    runs: &[Run],
+    data: Option<&DatasetSpec>,
+    max_k: usize,
+    candidate_rows: usize,
+    out: &Path,
+    ui: &Ui,
+) -> anyhow::Result<ReportWritten> {
+    let main = &runs[0];
+    let info = &main.info;
     let classes = info.classes.len();
     let dynamics_path = main.dir.join(DYNAMICS_PARQUET);
     let dynamics = Dynamics::read(&dynamics_path, None, None)?;
@@ -354,7 +394,7 @@ pub fn run_report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             dynamics_path.display()
         );
     };
-    let mut dataset = load_run_dataset(info, &main.dir, args.data.as_ref())?;
+    let mut dataset = load_run_dataset(info, &main.dir, data)?;
     dataset.train.truncate(info.dataset.train_count);
     dataset.test.truncate(info.dataset.test_count);
 
@@ -364,7 +404,7 @@ pub fn run_report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         &dynamics,
         last_epoch,
         classes,
-        args.candidates,
+        candidate_rows,
         ui,
     )?;
 
@@ -410,7 +450,7 @@ pub fn run_report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         let mut ranks = Vec::with_capacity(parts.len());
         let mut shown: BTreeSet<usize> = BTreeSet::new();
         for rows in &parts {
-            let lists = epoch_lists(&rows.loss, &rows.label, classes, args.max_k)?;
+            let lists = epoch_lists(&rows.loss, &rows.label, classes, max_k)?;
             shown.extend(lists.all.iter().copied());
             for list in &lists.classes {
                 shown.extend(list.iter().copied());
@@ -533,8 +573,8 @@ pub fn run_report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         "version": env!("CARGO_PKG_VERSION"),
         "classes": info.classes,
         "epochs": epochs,
-        "kmax": args.max_k,
-        "default_k": DEFAULT_K.min(args.max_k),
+        "kmax": max_k,
+        "default_k": DEFAULT_K.min(max_k),
         "image_count": images.len(),
         "sprites": sprites,
         "hist_edges": histogram_edges(),
@@ -542,19 +582,34 @@ pub fn run_report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         "candidates": candidates_json,
         "candidates_note": "Computed for this page on the train split at the last epoch, with the default settings of `toploss issues`; run that command for other settings.",
         "runs": runs_json,
-        "compare": if runs.len() > 1 { compare_section(&runs) } else { Value::Null },
+        "compare": if runs.len() > 1 { compare_section(runs) } else { Value::Null },
     });
     let text = serde_json::to_string(&data).context("cannot serialize the report data")?;
-    write_report_html(&title, &text, &out)?;
-    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    println!(
-        "wrote {} ({:.1} MB, {} images, {} epochs)",
-        out.display(),
-        size as f64 / 1e6,
-        images.len(),
-        epochs.len()
-    );
-    Ok(ExitCode::SUCCESS)
+    write_report_html(&title, &text, out)?;
+    Ok(ReportWritten {
+        bytes: std::fs::metadata(out).map(|m| m.len()).unwrap_or(0),
+        images: images.len(),
+        epochs: epochs.len(),
+    })
+}
+
+/// Writes `RUN/report.html` for one run with the default settings, as `toploss demo` does.
+pub fn write_run_report(dir: &Path, ui: &Ui) -> anyhow::Result<PathBuf> {
+    let info = RunInfo::read(dir)?;
+    let out = dir.join(REPORT_HTML);
+    let runs = [Run {
+        dir: dir.to_path_buf(),
+        info,
+    }];
+    write_report(
+        &runs,
+        None,
+        DEFAULT_MAX_K,
+        DEFAULT_CANDIDATES,
+        &out,
+        ui,
+    )?;
+    Ok(out)
 }
 
 #[cfg(test)]

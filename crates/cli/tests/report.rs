@@ -249,3 +249,25 @@ fn report_rejects_bad_requests() {
     assert_eq!(output.status.code(), Some(1));
     assert!(!run.join("report.html").exists());
 }
+
+#[test]
+fn demo_ends_with_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let output = toploss()
+        .args(["-q", "demo", "--model", "mlp", "--epochs", "2"])
+        .args(["--train-limit", "300", "--test-limit", "100", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let page = out.join("report.html");
+    assert!(stdout.contains(&page.display().to_string()), "{stdout}");
+    let data = embedded_data(&std::fs::read_to_string(&page).unwrap());
+    assert_eq!(data["epochs"], serde_json::json!([1, 2]));
+}
