@@ -324,7 +324,11 @@ fn rule_of(args: &IssuesArgs) -> String {
 }
 
 /// Reads the rows of every recorded epoch up to `epoch`, in epoch order.
-pub(crate) fn epochs_up_to(dynamics: &Dynamics, epoch: u32, split: SplitName) -> Vec<(u32, &SplitDynamics)> {
+pub(crate) fn epochs_up_to(
+    dynamics: &Dynamics,
+    epoch: u32,
+    split: SplitName,
+) -> Vec<(u32, &SplitDynamics)> {
     dynamics
         .epochs()
         .into_iter()

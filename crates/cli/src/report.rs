@@ -1,11 +1,10 @@
 //! `toploss report`: one self-contained HTML page of a run, and of several runs compared.
 //!
-//! Everything the page can show is computed here and embedded as JSON: for every recorded
-//! epoch and split, the `--max-k` highest losses overall and per given class, the loss
-//! histogram and the confusion matrix; for every sample that appears in one of those lists
-//! or among the label-issue candidates, its image and its per-epoch history. The page itself
-//! only draws, so moving the epoch slider redraws at most `--max-k` tiles whatever the size
-//! of the dataset.
+//! Everything the page can show is computed here and embedded as JSON. For every recorded
+//! epoch and split, that is the `--max-k` highest losses overall and per given class, the
+//! loss histogram and the confusion matrix. For every sample in one of those lists or among
+//! the label-issue candidates, it is the image and the per-epoch history. The page itself only
+//! draws, so moving the epoch slider redraws at most `--max-k` tiles whatever the dataset size.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -14,8 +13,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use toploss_core::rank::{Order, top_k_where};
-use toploss_data::{DatasetSpec, Split};
 use toploss_data::run::{DYNAMICS_PARQUET, Dynamics, RunInfo, RunStatus, SplitName, probs_path};
+use toploss_data::{DatasetSpec, Split};
 use toploss_report::{TileImage, sprite_sheets, write_report_html};
 
 use crate::args::{FilterArg, RankByArg, ReportArgs};
@@ -46,7 +45,7 @@ const DEFAULT_K: usize = 16;
 /// digits show every value the page prints (four decimals) and keep the file small.
 const SIGNIFICANT_DIGITS: usize = 5;
 
-/// A float as JSON with [`SIGNIFICANT_DIGITS`], or the strings `NaN`, `Infinity` and
+/// Converts a float to JSON with [`SIGNIFICANT_DIGITS`], or to the strings `NaN`, `Infinity` and
 /// `-Infinity`, which JavaScript's `Number()` reads back (JSON has no literal for them).
 fn number(value: f64) -> Value {
     if value.is_nan() {
@@ -222,8 +221,7 @@ fn train_candidates(
             method: "cartography",
             rule: "confidence < 0.5".to_string(),
             source: format!("p(given label) of epochs 1-{epoch}"),
-            candidates: cartography_candidates(&epochs, &rows.label, classes, Some(k))?
-                .candidates,
+            candidates: cartography_candidates(&epochs, &rows.label, classes, Some(k))?.candidates,
         });
     }
     methods.push(MethodCandidates {
@@ -601,14 +599,7 @@ pub fn write_run_report(dir: &Path, ui: &Ui) -> anyhow::Result<PathBuf> {
         dir: dir.to_path_buf(),
         info,
     }];
-    write_report(
-        &runs,
-        None,
-        DEFAULT_MAX_K,
-        DEFAULT_CANDIDATES,
-        &out,
-        ui,
-    )?;
+    write_report(&runs, None, DEFAULT_MAX_K, DEFAULT_CANDIDATES, &out, ui)?;
     Ok(out)
 }
 

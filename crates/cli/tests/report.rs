@@ -22,7 +22,14 @@ fn small_run(dir: &Path, name: &str, epochs: u32, seed: u32) -> PathBuf {
     let output = toploss()
         .args(["-q", "train", "--data", &bundled_mnist(), "--out"])
         .arg(&out)
-        .args(["--model", "mlp", "--train-limit", "500", "--test-limit", "200"])
+        .args([
+            "--model",
+            "mlp",
+            "--train-limit",
+            "500",
+            "--test-limit",
+            "200",
+        ])
         .args(["--epochs", &epochs.to_string(), "--seed", &seed.to_string()])
         .output()
         .unwrap();
@@ -52,7 +59,7 @@ fn ids(value: &Value) -> Vec<usize> {
 }
 
 #[test]
-fn report_embeds_every_epochs_ranking_and_the_histories() {
+fn report_embeds_rankings_and_histories() {
     let dir = tempfile::tempdir().unwrap();
     let run = small_run(dir.path(), "run", 2, 1);
     let output = toploss()
@@ -111,14 +118,20 @@ fn report_embeds_every_epochs_ranking_and_the_histories() {
             let wrong_3_as_5 = (0..rows.len())
                 .filter(|&id| rows.label[id] == 3 && rows.predicted[id] == 5)
                 .count();
-            assert_eq!(confusion[3 * classes + 5].as_u64().unwrap() as usize, wrong_3_as_5);
+            assert_eq!(
+                confusion[3 * classes + 5].as_u64().unwrap() as usize,
+                wrong_3_as_5
+            );
 
-            // The top sample's history holds its values of this epoch, rounded to 5 digits.
+            // The top sample's history contains its values of this epoch, rounded to 5 digits.
             let top_id = expected[0];
             let sample = &part["samples"][top_id.to_string()];
             let loss = sample["loss"][e].as_f64().unwrap();
             let recorded = f64::from(rows.loss[top_id]);
-            assert!((loss - recorded).abs() <= recorded * 1e-4, "{loss} vs {recorded}");
+            assert!(
+                (loss - recorded).abs() <= recorded * 1e-4,
+                "{loss} vs {recorded}"
+            );
             assert_eq!(sample["rank"][e], 1);
             assert_eq!(
                 sample["pred"][e].as_u64().unwrap(),
@@ -150,7 +163,7 @@ fn report_embeds_every_epochs_ranking_and_the_histories() {
 }
 
 #[test]
-fn report_refuses_to_replace_a_file_without_overwrite() {
+fn report_keeps_existing_file_without_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let run = small_run(dir.path(), "run", 1, 1);
     let out = dir.path().join("page.html");
@@ -227,7 +240,10 @@ fn report_rejects_bad_requests() {
     let output = toploss().arg("report").arg(&missing).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("nope") && stderr.contains("does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("nope") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
 
     let run = small_run(dir.path(), "run", 1, 1);
     let output = toploss()

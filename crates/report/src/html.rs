@@ -265,7 +265,11 @@ mod tests {
     fn data_cannot_close_the_script_element() {
         let page = render_report_html("a <b> & \"c\" {{DATA}}", r#"{"name":"</script><script>x"}"#);
         // The title is in <title> and <h1>, and its marker text stays text.
-        assert_eq!(page.matches("a &lt;b&gt; &amp; &quot;c&quot; {{DATA}}").count(), 2);
+        assert_eq!(
+            page.matches("a &lt;b&gt; &amp; &quot;c&quot; {{DATA}}")
+                .count(),
+            2
+        );
         assert!(page.contains(r#"{"name":"\u003c/script>\u003cscript>x"}"#));
         // The template's own closing tag is the only one after the data.
         let data_at = page.find("\\u003c/script>").unwrap();
