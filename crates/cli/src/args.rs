@@ -87,6 +87,15 @@ pub enum Command {
     /// read-only.
     #[command(after_help = EXIT_CODES)]
     Review(ReviewArgs),
+    /// Write one self-contained HTML page of a run: top-loss grid with an epoch slider,
+    /// per-sample histories, curves, loss histogram, confusion matrix, label-issue candidates
+    /// and, for several runs, the comparison.
+    ///
+    /// The page embeds its images, data, styles and script; it makes no request to any host
+    /// and opens offline in any browser. The first run is shown in detail; with more runs (or
+    /// a group folder of `train --seeds N`) the page also has the `compare` table and curves.
+    #[command(after_help = EXIT_CODES)]
+    Report(ReportArgs),
 }
 
 /// Model choice on the command line.
@@ -754,6 +763,8 @@ pub struct FetchArgs {
     /// HTTP is such a mirror. The published MD5s are still checked.
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
+}
+
 /// `toploss review`.
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
@@ -794,4 +805,37 @@ pub struct ReviewArgs {
     /// fingerprint must match).
     #[arg(long, value_name = "FORMAT:PATH")]
     pub data: Option<DatasetSpec>,
+}
+
+/// `toploss report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run folders written by `toploss train`, or group folders whose subfolders are runs.
+    /// The first run is shown in detail; all of them are compared when there are several.
+    #[arg(value_name = "RUN", required = true)]
+    pub runs: Vec<PathBuf>,
+
+    /// HTML file to write [default: FIRST_RUN/report.html]. An existing file is refused
+    /// unless --overwrite is given.
+    #[arg(long, value_name = "FILE.html")]
+    pub out: Option<PathBuf>,
+
+    /// Largest number of images the grid can show: the highest losses kept per epoch, split
+    /// and class, and the end of the page's k slider. Each extra image adds a few hundred
+    /// bytes per list to the file.
+    #[arg(long, default_value_t = crate::report::DEFAULT_MAX_K, value_name = "K")]
+    pub max_k: usize,
+
+    /// Candidates listed per label-issue method (the counts cover them all).
+    #[arg(long, default_value_t = crate::report::DEFAULT_CANDIDATES, value_name = "N")]
+    pub candidates: usize,
+
+    /// Read the images from this dataset instead of the path recorded in run.json (its
+    /// fingerprint must match).
+    #[arg(long, value_name = "FORMAT:PATH")]
+    pub data: Option<DatasetSpec>,
+
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
 }

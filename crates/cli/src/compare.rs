@@ -524,7 +524,7 @@ fn format_difference(summary: &Summary) -> String {
 }
 
 /// Column titles, shared by the text and Markdown tables.
-const COLUMNS: [&str; 7] = [
+pub(crate) const COLUMNS: [&str; 7] = [
     "configuration",
     "seeds",
     "final acc. (%)",
@@ -535,7 +535,7 @@ const COLUMNS: [&str; 7] = [
 ];
 
 /// Formats the cells of one table row.
-fn row_cells(configuration: &Configuration, summary: &Summary) -> [String; 7] {
+pub(crate) fn row_cells(configuration: &Configuration, summary: &Summary) -> [String; 7] {
     [
         configuration.label.clone(),
         configuration.runs.len().to_string(),
@@ -604,7 +604,7 @@ pub fn markdown_table(configurations: &[Configuration], summaries: &[Summary]) -
 }
 
 /// Lists the notes under the table: what differs, what is ignored and how the spread is judged.
-fn notes(differing: &[String]) -> Vec<String> {
+pub(crate) fn notes(differing: &[String]) -> Vec<String> {
     let differing = if differing.is_empty() {
         "all runs share one configuration".to_string()
     } else {

@@ -37,7 +37,7 @@ pub const ISSUES_CSV: &str = "issues.csv";
 /// Per-sample cartography coordinates: `id,label,confidence,variability,correctness`.
 const CARTOGRAPHY_CSV: &str = "cartography.csv";
 /// Out-of-fold probabilities of the train split, written by `toploss train --folds K`.
-const OOF_PROBS: &str = "oof_probs.npy";
+pub(crate) const OOF_PROBS: &str = "oof_probs.npy";
 /// Candidate threshold of cross-entropy: `ln 2`, the loss at p(given label) = 0.5.
 pub const LOSS_THRESHOLD: f64 = std::f64::consts::LN_2;
 /// Candidate threshold of probability-like scores (cartography confidence, self-confidence).
@@ -324,7 +324,11 @@ fn rule_of(args: &IssuesArgs) -> String {
 }
 
 /// Reads the rows of every recorded epoch up to `epoch`, in epoch order.
-fn epochs_up_to(dynamics: &Dynamics, epoch: u32, split: SplitName) -> Vec<(u32, &SplitDynamics)> {
+pub(crate) fn epochs_up_to(
+    dynamics: &Dynamics,
+    epoch: u32,
+    split: SplitName,
+) -> Vec<(u32, &SplitDynamics)> {
     dynamics
         .epochs()
         .into_iter()
@@ -334,7 +338,7 @@ fn epochs_up_to(dynamics: &Dynamics, epoch: u32, split: SplitName) -> Vec<(u32, 
 }
 
 /// Computes AUM over epochs 1..=N of the train split (epoch 1 skipped by the core).
-fn aum_candidates(
+pub(crate) fn aum_candidates(
     epochs: &[(u32, &SplitDynamics)],
     num_classes: usize,
     k: Option<usize>,
@@ -388,14 +392,15 @@ fn aum_candidates(
 }
 
 /// Cartography candidates, plus the two columns that only cartography.csv needs.
-struct CartographyResult {
-    candidates: Candidates,
+pub(crate) struct CartographyResult {
+    /// The candidates, scored by confidence.
+    pub candidates: Candidates,
     variability: Vec<f64>,
     correctness: Vec<f64>,
 }
 
 /// Computes cartography over epochs 1..=N; the score is the confidence.
-fn cartography_candidates(
+pub(crate) fn cartography_candidates(
     epochs: &[(u32, &SplitDynamics)],
     labels: &[u32],
     num_classes: usize,

@@ -11,6 +11,7 @@ mod onnx;
 mod output;
 mod predictions;
 mod progress;
+mod report;
 mod review;
 mod score;
 mod score_onnx;
@@ -75,5 +76,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare(args) => compare::run_compare(&args, &ui),
         Command::Fetch(args) => fetch::run_fetch(&args, &ui),
         Command::Review(args) => review::run_review(&args, &ui),
+        Command::Report(args) => report::run_report(&args, &ui),
     }
 }

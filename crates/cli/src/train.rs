@@ -165,6 +165,7 @@ pub fn run_demo(args: &DemoArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     write_curves(&outcome.info, &curves)?;
     written.push(curves);
     written.push(out.join("model.safetensors"));
+    written.push(crate::report::write_run_report(&out, ui)?);
 
     if let Some((ranking, rows)) = last {
         let shown = Ranking {
@@ -188,7 +189,8 @@ pub fn run_demo(args: &DemoArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         println!("  {}", path.display());
     }
     println!(
-        "next: toploss top {} -k 25 --split test",
+        "next: open {} in a browser, or run toploss top {} -k 25 --split test",
+        outcome.dir.join(crate::report::REPORT_HTML).display(),
         outcome.dir.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -121,6 +121,31 @@ pub enum Error {
         message: String,
     },
 
+    /// Images for the report's sprite sheets differ in size.
+    #[error(
+        "sprite image {index} is {width}x{height} pixels, but the first is {first_width}x{first_height}; \
+         the report needs images of one size"
+    )]
+    SpriteSize {
+        /// Index of the first image whose size differs.
+        index: usize,
+        /// Its width in pixels.
+        width: usize,
+        /// Its height in pixels.
+        height: usize,
+        /// Width of the first image.
+        first_width: usize,
+        /// Height of the first image.
+        first_height: usize,
+    },
+
+    /// A sprite sheet failed to encode as PNG.
+    #[error("failed to encode a sprite sheet of the report: {source}")]
+    Sprite {
+        /// The underlying encoder error.
+        source: image::ImageError,
+    },
+
     /// An embedded font failed to parse, which means the binary was built from damaged assets.
     #[error("the embedded font {name} could not be parsed; rebuild toploss from a clean checkout")]
     Font {

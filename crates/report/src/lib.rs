@@ -4,6 +4,7 @@
 //!   `predicted / actual` class names, loss, p(predicted), p(actual) and id.
 //! - [`plot`]: per-epoch train and test cross-entropy and test accuracy.
 //! - [`confusion`]: a confusion-matrix heat map with counts in the cells.
+//! - [`html`]: the self-contained HTML report page and its image sprite sheets.
 //! - [`compare`]: test accuracy and test cross-entropy of several configurations over seeds,
 //!   with a mean ± sd band per configuration.
 //!
@@ -37,6 +38,7 @@ pub mod confusion;
 mod error;
 mod font;
 pub mod grid;
+pub mod html;
 pub mod plot;
 mod plot_text;
 mod png;
@@ -48,4 +50,5 @@ pub use error::Error;
 pub use grid::{
     GridGeometry, Tile, TileImage, grid_geometry, grid_layout, render_grid, write_grid_png,
 };
+pub use html::{Sprites, render_report_html, sprite_sheets, write_report_html};
 pub use plot::{CURVES_HEIGHT, CURVES_WIDTH, EpochPoint, write_curves_png};
