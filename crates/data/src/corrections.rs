@@ -28,8 +28,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
-
 use crate::Error;
 
 /// The required columns, in the order [`write_corrections`] writes them.
@@ -390,7 +388,8 @@ pub fn write_corrections(
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut temp = NamedTempFile::new_in(&dir).map_err(write_error)?;
+    // Same mode as a file written directly, not tempfile's owner-only default.
+    let mut temp = crate::run::new_temp_file(&dir).map_err(write_error)?;
     let with_paths = entries.iter().any(|entry| entry.path.is_some());
     {
         let mut writer = csv::Writer::from_writer(temp.as_file_mut());

@@ -137,7 +137,7 @@ pub fn write_atomic(
 
 /// Creates a temporary file in `dir` with the mode of a file written directly (`0644` less the
 /// umask on Unix), because tempfile's own default is owner-only.
-fn new_temp_file(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+pub(crate) fn new_temp_file(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(".toploss-").suffix(".tmp");
     #[cfg(unix)]

@@ -162,10 +162,9 @@ fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
         status: 413,
         message: format!("request body too large: at most {MAX_BODY_BYTES} bytes"),
     };
-    // NOTE: tiny_http 0.12 still reads and discards the unread body after the reply, and it
-    // allocates a buffer of the announced Content-Length to do so. A client that announces
-    // terabytes could make that allocation fail and abort the process (not tested). The
-    // decisions already written stay intact.
+    // NOTE: tiny_http 0.12 reads and discards the unread body before it sends the reply. A
+    // client that announces 1 TB and sends 2 bytes got no 413 and held one of the 4 worker
+    // threads until it closed the connection; the server went on answering the others.
     if request
         .body_length()
         .is_some_and(|length| length > MAX_BODY_BYTES)
