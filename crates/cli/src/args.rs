@@ -835,6 +835,11 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FORMAT:PATH")]
     pub data: Option<DatasetSpec>,
 
+    /// Compare runs trained on different datasets (different fingerprints), which is
+    /// otherwise an error.
+    #[arg(long)]
+    pub allow_different_data: bool,
+
     /// Replace the output file if it exists.
     #[arg(long)]
     pub overwrite: bool,

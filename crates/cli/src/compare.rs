@@ -272,7 +272,7 @@ fn natural_order(a: &str, b: &str) -> Ordering {
 }
 
 /// Rejects runs trained on different datasets, naming the first pair found.
-fn check_same_dataset(runs: &[Run]) -> anyhow::Result<()> {
+pub(crate) fn check_same_dataset(runs: &[Run]) -> anyhow::Result<()> {
     let Some(first) = runs.first() else {
         return Ok(());
     };

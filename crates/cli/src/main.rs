@@ -36,7 +36,17 @@ const EXIT_ERROR: u8 = 1;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_logging(cli.quiet, cli.verbose);
-    progress::install_stop_handler();
+    // Commands that can stop cleanly say what Ctrl-C does; the others keep the default, which
+    // ends the process at once (their files are written atomically).
+    let on_stop = match &cli.command {
+        Command::Train(_) | Command::Demo(_) => Some("stopping after the current step"),
+        Command::Score(_) | Command::Fetch(_) => Some("stopping after the current batch"),
+        Command::Review(_) => Some("stopping the server"),
+        _ => None,
+    };
+    if let Some(message) = on_stop {
+        progress::install_stop_handler(message);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(error) => {

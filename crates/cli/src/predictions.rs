@@ -646,6 +646,20 @@ pub fn resolve_kind(matrix: Matrix, kind: KindArg, path: &Path) -> anyhow::Resul
     };
 
     if as_probabilities {
+        // Logits given as probabilities would give negative losses and p > 1 downstream.
+        let outside = values
+            .iter()
+            .position(|v| !(v.is_finite() && (-1e-6..=1.0 + 1e-6).contains(v)));
+        if let Some(index) = outside {
+            bail!(
+                "{}: value {} of sample {}, class {} is not a probability (outside [0, 1]), so \
+                 these look like logits; pass --kind logits or --kind auto",
+                path.display(),
+                values[index],
+                index / cols.max(1),
+                index % cols.max(1)
+            );
+        }
         if looks_like_double_softmax(&values, cols) {
             warnings.push(format!(
                 "{}: every probability lies in the narrow band that softmax applied twice \
@@ -753,6 +767,21 @@ mod tests {
     fn npy_header_rejects_other_files() {
         let error = parse_npy_header(b"PK\x03\x04 not numpy", Path::new("a.npy")).unwrap_err();
         assert!(error.to_string().contains("a.npy"), "{error}");
+    }
+
+    #[test]
+    fn forced_probabilities_reject_logits() {
+        // Row 1, class 0 holds -2.5: a logit, not a probability.
+        let matrix = Matrix {
+            values: vec![0.2, 0.8, -2.5, 3.0],
+            rows: 2,
+            cols: 2,
+        };
+        let error = resolve_kind(matrix, KindArg::Probabilities, Path::new("p.npy"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("value -2.5 of sample 1, class 0"), "{error}");
+        assert!(error.contains("--kind logits"), "{error}");
     }
 
     #[test]

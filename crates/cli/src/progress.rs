@@ -12,12 +12,12 @@ use toploss_train::Phase;
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Installs the Ctrl-C / SIGTERM handler that sets [`stop_requested`].
-pub fn install_stop_handler() {
-    let installed = ctrlc::set_handler(|| {
+pub fn install_stop_handler(message: &'static str) {
+    let installed = ctrlc::set_handler(move || {
         if STOP.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        println_above_bars("stopping after the current step (press Ctrl-C again to quit now)");
+        println_above_bars(&format!("{message} (press Ctrl-C again to quit now)"));
     });
     if let Err(error) = installed {
         tracing::debug!("no Ctrl-C handler: {error}");

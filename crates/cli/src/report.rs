@@ -178,6 +178,11 @@ fn train_candidates(
             "in-sample probabilities, which hide most label errors (train with --folds 5)",
         ))
     } else {
+        ui.status(&format!(
+            "note: {} and {} are missing, so the report has no confident-learning candidates",
+            oof.display(),
+            last_probs.display()
+        ));
         None
     };
     if let Some((path, what)) = probabilities {
@@ -329,6 +334,9 @@ pub fn run_report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         bail!("invalid --candidates 0: expected at least 1");
     }
     let runs = find_runs(&args.runs)?;
+    if !args.allow_different_data {
+        compare::check_same_dataset(&runs)?;
+    }
     let out = args
         .out
         .clone()

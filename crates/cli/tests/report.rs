@@ -287,3 +287,61 @@ fn demo_ends_with_the_report() {
     let data = embedded_data(&std::fs::read_to_string(&page).unwrap());
     assert_eq!(data["epochs"], serde_json::json!([1, 2]));
 }
+
+#[test]
+fn report_refuses_runs_of_different_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnist = small_run(dir.path(), "mnist", 1, 1);
+
+    // A 2x2-pixel CSV dataset: 40 rows, labels 0 and 1 alternating.
+    let csv = dir.path().join("tiny.csv");
+    let mut text = String::from("label,p0,p1,p2,p3\n");
+    for row in 0..40 {
+        let label = row % 2;
+        let value = 200 * label + row;
+        text.push_str(&format!("{label},{value},{value},0,0\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let tiny = dir.path().join("tiny");
+    let output = toploss()
+        .args(["-q", "train", "--data"])
+        .arg(format!("csv:{}", csv.display()))
+        .args(["--model", "mlp", "--epochs", "1", "--out"])
+        .arg(&tiny)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let out = dir.path().join("mixed.html");
+    let output = toploss()
+        .arg("report")
+        .arg(&mnist)
+        .arg(&tiny)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("different datasets"), "{stderr}");
+    assert!(!out.exists());
+
+    let output = toploss()
+        .arg("report")
+        .arg(&mnist)
+        .arg(&tiny)
+        .arg("--out")
+        .arg(&out)
+        .arg("--allow-different-data")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -7,7 +7,7 @@ mod review_server;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use review_server::{ReviewServer, get_json, post_json, request, small_run};
+use review_server::{ReviewServer, get_json, post_json, request, small_run, toploss};
 use serde_json::{Value, json};
 use toploss_data::corrections::parse_corrections;
 use toploss_data::run::{DYNAMICS_PARQUET, Dynamics, RunInfo, SplitName, read_npy_f32};
@@ -653,4 +653,31 @@ fn review_folder_dataset_writes_paths() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("another dataset"), "{stderr}");
+}
+
+#[test]
+fn review_second_server_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    let first = ReviewServer::start(&run, &[]);
+
+    // A second writer on the same run would overwrite the first one's decisions.
+    let output = toploss()
+        .arg("review")
+        .arg(&run)
+        .args(["--port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("another toploss review"), "{stderr}");
+
+    // A read-only page of the test split needs no lock.
+    let reader = ReviewServer::start(&run, &["--split", "test"]);
+    reader.stop();
+
+    // Once the first server stops, the lock is free again.
+    first.stop();
+    let again = ReviewServer::start(&run, &[]);
+    again.stop();
 }

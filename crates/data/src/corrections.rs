@@ -295,10 +295,28 @@ impl Columns {
             }
         };
 
+        // A quote left open swallows the lines after it into the note. A note line that reads
+        // like a record (an id and a comma) is taken as that mistake.
+        let note = field(self.note);
+        let swallowed = note.lines().skip(1).find(|line| {
+            let digits = line
+                .trim_start()
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            digits > 0 && line.trim_start().as_bytes().get(digits) == Some(&b',')
+        });
+        if let Some(swallowed) = swallowed {
+            return Err(format!(
+                "the note of id {id} contains the line {swallowed:?}, so a quote is probably \
+                 not closed and the lines after it were read as part of the note; close the quote"
+            ));
+        }
+
         Ok(Correction {
             id,
             action,
-            note: field(self.note).to_string(),
+            note: note.to_string(),
             path: self
                 .path
                 .map(|position| field(position).to_string())
@@ -407,11 +425,13 @@ pub fn write_corrections(
                 Action::Relabel(label) => label_text(label, classes),
                 Action::Keep | Action::Discard => String::new(),
             };
+            // Notes stay single lines, which the reader relies on to catch open quotes.
+            let note = entry.note.replace(['\n', '\r'], " ");
             let mut record = vec![
                 id.as_str(),
                 entry.action.name(),
                 label.as_str(),
-                entry.note.as_str(),
+                note.as_str(),
             ];
             if with_paths {
                 record.push(entry.path.as_deref().unwrap_or_default());
@@ -472,6 +492,30 @@ mod tests {
         assert_eq!(corrections.keep, vec![7]);
         assert_eq!(corrections.entries[0].note, "a shoe, clearly \"sneaker\"");
         assert_eq!(corrections.len(), 4);
+    }
+
+    #[test]
+    fn parse_rejects_unclosed_quote() {
+        // The quote opened on line 2 is never closed, so line 3 would become part of the note.
+        let error = message("id,action,new_label,note\n5,relabel,3,\"open\n6,discard,,\n");
+        assert!(error.contains("line 2"), "{error}");
+        assert!(error.contains("quote"), "{error}");
+    }
+
+    #[test]
+    fn write_keeps_notes_on_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.csv");
+        let entries = [Correction {
+            id: 1,
+            action: Action::Discard,
+            note: "two\nlines".to_string(),
+            path: None,
+        }];
+        write_corrections(&path, &entries, &fashion()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let read = parse(&text).unwrap();
+        assert_eq!(read.entries[0].note, "two lines");
     }
 
     #[test]

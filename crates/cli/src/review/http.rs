@@ -32,9 +32,9 @@ const PAGE_HTML: &str = include_str!("../../assets/review.html");
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
 /// The page may load only its own inline script and style, and images and JSON from this
-/// server, so it makes no request to another host.
+/// server (plus the empty `data:` favicon), so it makes no request to another host.
 const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
-    style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'; base-uri 'none'; \
+    style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 
 /// The server's shared state: read-only data plus the decisions behind a mutex.

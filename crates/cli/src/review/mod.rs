@@ -46,10 +46,42 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Candidates reviewed without `-k` or `--candidates`: the 100 highest losses.
 const DEFAULT_K: usize = 100;
 
+/// Lock file in the run folder, held by the `toploss review` that may write corrections.
+const LOCK_FILE: &str = ".review.lock";
+
+/// Takes the run's review lock, or fails when another `toploss review` holds it.
+fn lock_run(run: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = run.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot create the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another toploss review is serving {} and writing its corrections.csv; stop it \
+             first, or pass --split test for a read-only page",
+            run.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 /// Runs `toploss review`.
 pub fn run_review(args: &ReviewArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     // Everything the page shows, loaded before the server starts.
     let data = load_review_data(args, ui)?;
+    // Two servers on one run would each overwrite the other's decisions; the lock lasts as
+    // long as the server.
+    let _lock = if data.editable() {
+        Some(lock_run(&args.run)?)
+    } else {
+        None
+    };
     let entries = match data.split {
         SplitName::Train => load_decisions(&data, ui)?,
         // Decisions are training-sample ids, so the test split has none to show.
