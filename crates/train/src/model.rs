@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
+use crate::fast_ops;
 use crate::resnet::ResnetSmall;
 
 /// Architecture to train.
@@ -102,10 +103,26 @@ impl ShallowCnn {
     /// - images: `[batch_size, channels, height, width]`
     /// - output: `[batch_size, classes]`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_with(images, fast_ops::max_pool2x2)
+    }
+
+    /// Computes the logits with burn's own `MaxPool2d` in place of the faster 2x2 max-pool of
+    /// [`forward`](Self::forward). Both give the same values, and tests use this one as the
+    /// reference.
+    ///
+    /// # Shapes
+    /// - images: `[batch_size, channels, height, width]`
+    /// - output: `[batch_size, classes]`
+    pub fn forward_with_burn_ops(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_with(images, |x| self.pool.forward(x))
+    }
+
+    /// Computes the logits with `pool` as the 2x2 max-pool.
+    fn forward_with(&self, images: Tensor<4>, pool: impl Fn(Tensor<4>) -> Tensor<4>) -> Tensor<2> {
         let x = relu(self.conv1.forward(images)); // [b, 32, 26, 26] for 28x28
-        let x = self.pool.forward(x); // [b, 32, 13, 13]
+        let x = pool(x); // [b, 32, 13, 13]
         let x = relu(self.conv2.forward(x)); // [b, 64, 11, 11]
-        let x = self.pool.forward(x); // [b, 64, 5, 5]
+        let x = pool(x); // [b, 64, 5, 5]
         let x = relu(self.conv3.forward(x)); // [b, 64, 3, 3]
         let x: Tensor<2> = x.flatten(1, 3); // [b, 576]
         let x = relu(self.fc1.forward(x)); // [b, 64]

@@ -1,7 +1,8 @@
 //! Checks the shallow CNN's training step on the multi-threaded flex kernels, on real MNIST
-//! batches. The references are the same step on a one-thread pool and a plain f64 version of
-//! the network written here, which checks per-sample losses and, by central differences, the
-//! gradient.
+//! batches. There are three references. The first is the same step on a one-thread pool, the
+//! second the same step through burn's own module ops in place of toploss's faster kernels.
+//! The third is a plain f64 version of the network written here, which checks per-sample losses
+//! and, by central differences, the gradient.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -74,6 +75,9 @@ fn seeded_model() -> ShallowCnn {
     ShallowCnn::new(MNIST, &device)
 }
 
+/// The forward pass a step uses: `ShallowCnn::forward` or `ShallowCnn::forward_with_burn_ops`.
+type Forward = fn(&ShallowCnn, Tensor<4>) -> Tensor<2>;
+
 /// Per-sample losses and the parameters with the gradient of the batch-mean cross-entropy,
 /// computed by burn on a rayon pool of `threads` threads.
 fn burn_step(
@@ -82,6 +86,18 @@ fn burn_step(
     images: &[f32],
     labels: &[u32],
 ) -> (Vec<f32>, Vec<ParamValues>) {
+    let (_, losses, params) = step_with(ShallowCnn::forward, model, threads, images, labels);
+    (losses, params)
+}
+
+/// Runs one step as [`burn_step`] does, through `forward`, and also returns the logits.
+fn step_with(
+    forward: Forward,
+    model: ShallowCnn,
+    threads: usize,
+    images: &[f32],
+    labels: &[u32],
+) -> (Vec<f32>, Vec<f32>, Vec<ParamValues>) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -93,7 +109,7 @@ fn burn_step(
             TensorData::new(images.to_vec(), [batch, 1, 28, 28]),
             &device,
         );
-        let logits = model.forward(images); // [batch, 10]
+        let logits = forward(&model, images); // [batch, 10]
         let logit_values: Vec<f32> = logits.clone().detach().into_data().try_into_vec().unwrap();
         let mut probs = [0.0; 10];
         let losses = logit_values
@@ -109,7 +125,7 @@ fn burn_step(
             params: Vec::new(),
         };
         model.visit(&mut collect);
-        (losses, collect.params)
+        (logit_values, losses, collect.params)
     })
 }
 
@@ -299,4 +315,44 @@ fn step_matches_f64_reference() {
         (along - central).abs() <= 1e-3 * magnitude,
         "directional derivative: burn {along}, f64 central difference {central}, sum |g d| {magnitude}"
     );
+}
+
+#[test]
+fn fast_kernels_match_burn_module_ops() {
+    let data = mnist_train(BATCH);
+    let model = seeded_model();
+    let (fast_logits, fast_losses, fast_params) = step_with(
+        ShallowCnn::forward,
+        model.clone(),
+        2,
+        &data.images,
+        &data.labels,
+    );
+    let (logits, losses, params) = step_with(
+        ShallowCnn::forward_with_burn_ops,
+        model,
+        2,
+        &data.images,
+        &data.labels,
+    );
+    assert_eq!(
+        fast_params.len(),
+        10,
+        "5 layers with a weight and a bias each"
+    );
+
+    // The 2x2 max-pool picks the same element as burn-flex's generic pool, including the first
+    // of tied zeros and any NaN, and the backward routes through burn's own scatter. Every
+    // other op is shared and a repeated run gives the same bits (see
+    // `threaded_step_matches_one_thread`), so the two paths must agree bit for bit.
+    let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&fast_logits), bits(&logits), "logits");
+    assert_eq!(bits(&fast_losses), bits(&losses), "per-sample losses");
+    for (index, (fast, reference)) in fast_params.iter().zip(&params).enumerate() {
+        assert!(
+            bits(&fast.grad) == bits(&reference.grad),
+            "parameter {index} {:?}: gradient through the fast kernels differs from burn's",
+            fast.shape
+        );
+    }
 }
