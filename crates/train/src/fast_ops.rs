@@ -6,9 +6,14 @@
 //! max-pool through a generic 3D loop that also writes `i64` indices. For the 2x2 window this
 //! module reads each input row pair once and writes the indices only when autodiff needs them.
 //!
-//! Only Flex and `Autodiff<Flex>` implement [`FastOps`]: the generated dispatch panics on any
-//! other backend, so [`max_pool2x2`] checks the device and falls back to burn's own
-//! `max_pool2d` elsewhere.
+//! [`conv2d_valid`] keeps burn's convolution forward and input gradient but computes the weight
+//! gradient as one gemm per image over im2col columns, in parallel over groups of images. burn
+//! 0.22 computes it as a convolution with batch and channels swapped, a gemm with only
+//! `kernel_height * kernel_width` output columns.
+//!
+//! Only Flex and `Autodiff<Flex>` implement [`FastOps`]. The generated dispatch panics on any
+//! other backend, so [`max_pool2x2`] and [`conv2d_valid`] check the device and fall back to
+//! burn's own ops elsewhere.
 //!
 //! [`MaxPool2d`]: burn::nn::pool::MaxPool2d
 
@@ -18,11 +23,13 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
-use burn::backend::ops::{MaxPool2dWithIndices, ModuleOps};
+use burn::backend::ops::{ConvOptions, MaxPool2dWithIndices, ModuleOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{
     Autodiff, Backend, DType, Dispatch, Flex, Shape, TensorMetadata, backend_extension,
 };
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::Bytes;
 use burn::tensor::ops::MaxPoolOptions;
@@ -45,6 +52,40 @@ pub trait FastOps: Backend {
     /// - output: `[batch_size, channels, height / 2, width / 2]`
     fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::max_pool2d(x, [POOL; 2], [POOL; 2], [0; 2], [1; 2], false)
+    }
+
+    /// Applies a valid 2D convolution: stride 1, no padding, dilation 1 and one group, the
+    /// settings of burn's `Conv2dConfig::new`.
+    ///
+    /// # Shapes
+    /// - x: `[batch_size, channels_in, height, width]`
+    /// - weight: `[channels_out, channels_in, kernel_height, kernel_width]`
+    /// - bias: `[channels_out]`
+    /// - output: `[batch_size, channels_out, height - kernel_height + 1, width - kernel_width + 1]`
+    fn conv2d_valid(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, Some(bias), valid_options())
+    }
+}
+
+/// Convolution settings of [`FastOps::conv2d_valid`].
+fn valid_options() -> ConvOptions<2> {
+    ConvOptions::new([1, 1], [0, 0], [1, 1], 1)
+}
+
+/// The weight gradient of [`FastOps::conv2d_valid`], which autodiff needs.
+pub trait ConvValidWeightBackward: Backend {
+    /// Computes the gradient of the convolution's weight from its input `x` and the gradient of
+    /// its output, with the shape of `weight`.
+    fn conv2d_valid_weight_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, output_grad, valid_options())
     }
 }
 
@@ -82,6 +123,150 @@ impl MaxPool2x2WithIndices for Flex {
         let indices = indices.unwrap_or_else(|| unreachable!("indices were requested"));
         MaxPool2dWithIndices::new(output, indices)
     }
+}
+
+impl ConvValidWeightBackward for Flex {
+    fn conv2d_valid_weight_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let all_f32 = [&x, &weight, &output_grad]
+            .iter()
+            .all(|t| t.dtype() == DType::F32 && t.layout().shape().num_dims() == 4);
+        if !all_f32 {
+            return Self::conv2d_weight_backward(x, weight, output_grad, valid_options());
+        }
+        let weight_dims = weight.layout().shape().clone();
+        conv_weight_grad_flex_f32(
+            x,
+            [
+                weight_dims[0],
+                weight_dims[1],
+                weight_dims[2],
+                weight_dims[3],
+            ],
+            output_grad,
+        )
+    }
+}
+
+/// Images per rayon task of the weight gradient. A fixed count (not one task per thread) keeps
+/// the order of the f32 sums, and so the result bits, the same on any number of threads.
+const IMAGES_PER_TASK: usize = 16;
+
+/// Returns `tensor` in row-major order (a copy only if it is strided) and its dims.
+fn contiguous_f32(tensor: &FlexTensor) -> (FlexTensor, Vec<usize>) {
+    let tensor = tensor.to_contiguous();
+    let dims = tensor.layout().shape().iter().copied().collect();
+    (tensor, dims)
+}
+
+/// Computes the weight gradient of a valid convolution as one gemm per image over im2col
+/// columns: `dW[o, (c, i, j)] += sum_p dY[o, p] * X[c, p_row + i, p_col + j]`, with images
+/// split into tasks of [`IMAGES_PER_TASK`] and the task sums added in order.
+fn conv_weight_grad_flex_f32(
+    x: FlexTensor,
+    weight_dims: [usize; 4],
+    output_grad: FlexTensor,
+) -> FlexTensor {
+    let [channels_out, channels_in, kernel_h, kernel_w] = weight_dims;
+    let (x, x_dims) = contiguous_f32(&x);
+    let (grad, grad_dims) = contiguous_f32(&output_grad);
+    let (batch, height, width) = (x_dims[0], x_dims[2], x_dims[3]);
+    let (out_h, out_w) = (grad_dims[2], grad_dims[3]);
+    assert!(
+        x_dims[1] == channels_in
+            && grad_dims[0] == batch
+            && grad_dims[1] == channels_out
+            && out_h + kernel_h == height + 1
+            && out_w + kernel_w == width + 1,
+        "conv2d_valid_weight_backward: input {x_dims:?}, weight {weight_dims:?} and output \
+         gradient {grad_dims:?} do not belong to one valid convolution"
+    );
+    let positions = out_h * out_w;
+    let rows = channels_in * kernel_h * kernel_w;
+    let x_image = channels_in * height * width;
+    let grad_image = channels_out * positions;
+    let x_values = slice_f32(&x);
+    let grad_values = slice_f32(&grad);
+
+    let starts: Vec<usize> = (0..batch).step_by(IMAGES_PER_TASK).collect();
+    let partial_sums: Vec<Vec<f32>> = starts
+        .into_par_iter()
+        .map(|start| {
+            let mut sum = vec![0f32; channels_out * rows];
+            // im2col of one image: row (c, i, j) contains X[c, p_row + i, p_col + j] over all
+            // output positions p, so the gradient is dY [o x p] times the transpose.
+            let mut columns = vec![0f32; rows * positions];
+            let end = (start + IMAGES_PER_TASK).min(batch);
+            for image in start..end {
+                let x_img = &x_values[image * x_image..(image + 1) * x_image];
+                for (row, column) in columns.chunks_exact_mut(positions).enumerate() {
+                    let (c, i, j) = (
+                        row / (kernel_h * kernel_w),
+                        row / kernel_w % kernel_h,
+                        row % kernel_w,
+                    );
+                    for (p_row, out) in column.chunks_exact_mut(out_w).enumerate() {
+                        let at = c * height * width + (p_row + i) * width + j;
+                        out.copy_from_slice(&x_img[at..at + out_w]);
+                    }
+                }
+                let grad_img = &grad_values[image * grad_image..(image + 1) * grad_image];
+                // SAFETY: `sum` is [channels_out x rows] with row stride `rows`, `grad_img` is
+                // [channels_out x positions] with row stride `positions`, and `columns` read as
+                // its transpose is [positions x rows] with row stride 1 and column stride
+                // `positions`. All three slices have exactly those lengths and do not overlap.
+                unsafe {
+                    gemm::gemm(
+                        channels_out,
+                        rows,
+                        positions,
+                        sum.as_mut_ptr(),
+                        1,
+                        rows as isize,
+                        image != start,
+                        grad_img.as_ptr(),
+                        1,
+                        positions as isize,
+                        columns.as_ptr(),
+                        positions as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+            sum
+        })
+        .collect();
+
+    let mut total = vec![0f32; channels_out * rows];
+    for partial in &partial_sums {
+        for (t, p) in total.iter_mut().zip(partial) {
+            *t += p;
+        }
+    }
+    FlexTensor::new(
+        Bytes::from_elems(total),
+        Layout::contiguous(Shape::from(weight_dims.to_vec())),
+        DType::F32,
+    )
+}
+
+/// Returns the elements of a contiguous Flex f32 tensor.
+fn slice_f32(tensor: &FlexTensor) -> &[f32] {
+    let storage: &[f32] = tensor.storage();
+    let (start, end) = tensor
+        .layout()
+        .contiguous_offsets()
+        .unwrap_or_else(|| unreachable!("to_contiguous returns a contiguous layout"));
+    &storage[start..end]
 }
 
 /// Pools a contiguous or strided f32 `[b, c, h, w]` Flex tensor, one rayon task per few planes.
@@ -214,11 +399,76 @@ impl<B: Backend> Backward<B, 1> for MaxPool2x2Backward {
     }
 }
 
+/// Backward of [`FastOps::conv2d_valid`]: burn's input and bias gradients, and the weight
+/// gradient of [`ConvValidWeightBackward`].
+#[derive(Debug)]
+struct ConvValidBackward;
+
+impl<B: Backend + ConvValidWeightBackward> Backward<B, 3> for ConvValidBackward {
+    type State = (NodeId, NodeId, NodeId);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, bias_state) = ops.state;
+        let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_state);
+        let weight: FloatTensor<B> = checkpointer.retrieve_node_output(weight_state);
+        let bias: FloatTensor<B> = checkpointer.retrieve_node_output(bias_state);
+
+        if let Some(node) = node_x {
+            let x_grad =
+                B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), valid_options());
+            grads.register::<B>(node.id, x_grad);
+        }
+        if let Some(node) = node_weight {
+            let weight_grad = B::conv2d_valid_weight_backward(x.clone(), weight, grad.clone());
+            grads.register::<B>(node.id, weight_grad);
+        }
+        if let Some(node) = node_bias {
+            grads.register::<B>(node.id, B::conv2d_bias_backward(x, bias, grad));
+        }
+    }
+}
+
 impl<B, C> FastOps for Autodiff<B, C>
 where
-    B: Backend + FastOps + MaxPool2x2WithIndices,
+    B: Backend + FastOps + MaxPool2x2WithIndices + ConvValidWeightBackward,
     C: CheckpointStrategy,
 {
+    fn conv2d_valid(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match ConvValidBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let bias_state = prep.checkpoint(&bias);
+                let output = B::conv2d_valid(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                prep.finish((x_state, weight_state, bias_state), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_valid(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+
     fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match MaxPool2x2Backward
             .prepare::<C>([x.node()])
@@ -232,6 +482,30 @@ where
             }
             OpsKind::UnTracked(prep) => prep.finish(B::max_pool2x2(x.into_primitive())),
         }
+    }
+}
+
+/// Applies `conv` to `x`, through [`FastOps::conv2d_valid`] when `x` is on a Flex device and
+/// `conv` is a valid convolution with a bias (what `Conv2dConfig::new` builds), and through
+/// `conv.forward` otherwise.
+///
+/// # Shapes
+/// - x: `[batch_size, channels_in, height, width]`
+/// - output: `[batch_size, channels_out, height - kernel_height + 1, width - kernel_width + 1]`
+pub fn conv2d_valid(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let valid = conv.stride == [1, 1]
+        && conv.dilation == [1, 1]
+        && conv.groups == 1
+        && matches!(conv.padding, PaddingConfig2d::Valid);
+    match &conv.bias {
+        Some(bias) if valid && x.device().inner() == Device::flex() => {
+            Tensor::from_dispatch(<Dispatch as FastOps>::conv2d_valid(
+                x.into_dispatch(),
+                conv.weight.val().into_dispatch(),
+                bias.val().into_dispatch(),
+            ))
+        }
+        _ => conv.forward(x),
     }
 }
 
@@ -353,5 +627,76 @@ mod tests {
         // The weights are distinct, so a gradient routed to another element of its window
         // (or dropped) changes the bits.
         assert_eq!(bits(fast_grad), bits(reference_grad));
+    }
+
+    /// Deterministic values in `[-1, 1)` of the given shape.
+    fn spread<const D: usize>(dims: [usize; D], phase: f32, device: &Device) -> Tensor<D> {
+        let count: usize = dims.iter().product();
+        let values: Vec<f32> = (0..count)
+            .map(|k| (k as f32 * 0.618_034 + phase).fract() * 2.0 - 1.0)
+            .collect();
+        Tensor::from_data(TensorData::new(values, dims), device)
+    }
+
+    /// Runs a valid convolution with `conv` on the autodiff Flex device and returns the
+    /// output and the gradients of `sum(output * weights)` for x, weight and bias.
+    fn conv_and_gradients(
+        conv: impl Fn(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4>,
+    ) -> Vec<Vec<f32>> {
+        let device = Device::flex().autodiff();
+        // 37 images: two full tasks of 16 and a partial one. A 3x2 kernel on 9x8 inputs checks
+        // that rows and columns are not swapped.
+        let x = spread([37, 3, 9, 8], 0.1, &device).require_grad();
+        let weight = spread([5, 3, 3, 2], 0.2, &device).require_grad();
+        let bias = spread([5], 0.3, &device).require_grad();
+        let output = conv(x.clone(), weight.clone(), bias.clone());
+        let weights = spread(output.dims(), 0.4, &device);
+        let grads = (output.clone() * weights).sum().backward();
+        let flat = |t: Option<Vec<f32>>| t.unwrap_or_else(|| panic!("missing gradient"));
+        vec![
+            output.detach().into_data().try_into_vec().unwrap(),
+            flat(
+                x.grad(&grads)
+                    .map(|g| g.into_data().try_into_vec().unwrap()),
+            ),
+            flat(
+                weight
+                    .grad(&grads)
+                    .map(|g| g.into_data().try_into_vec().unwrap()),
+            ),
+            flat(
+                bias.grad(&grads)
+                    .map(|g| g.into_data().try_into_vec().unwrap()),
+            ),
+        ]
+    }
+
+    #[test]
+    fn autodiff_conv_matches_burn_conv2d() {
+        let fast = conv_and_gradients(|x, weight, bias| {
+            Tensor::from_dispatch(<Dispatch as FastOps>::conv2d_valid(
+                x.into_dispatch(),
+                weight.into_dispatch(),
+                bias.into_dispatch(),
+            ))
+        });
+        let reference = conv_and_gradients(|x, weight, bias| {
+            burn::tensor::module::conv2d(x, weight, Some(bias), valid_options())
+        });
+        let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        // Output, input gradient and bias gradient come from burn's own ops on both paths.
+        for (name, index) in [("output", 0), ("x gradient", 1), ("bias gradient", 3)] {
+            assert_eq!(bits(&fast[index]), bits(&reference[index]), "{name}");
+        }
+        // The weight gradient sums 37 x 7 x 7 = 1,813 products of values below 1 in another
+        // order, so the two differ by f32 rounding, about sqrt(1,813) * 2^-24 = 2.5e-6 of the
+        // largest term. A wrong index or a dropped image changes an element by O(1).
+        assert_eq!(fast[2].len(), 5 * 3 * 3 * 2);
+        for (k, (a, b)) in fast[2].iter().zip(&reference[2]).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4,
+                "weight gradient element {k}: {a} vs burn {b}"
+            );
+        }
     }
 }

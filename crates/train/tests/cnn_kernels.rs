@@ -341,18 +341,35 @@ fn fast_kernels_match_burn_module_ops() {
         "5 layers with a weight and a bias each"
     );
 
-    // The 2x2 max-pool picks the same element as burn-flex's generic pool, including the first
-    // of tied zeros and any NaN, and the backward routes through burn's own scatter. Every
-    // other op is shared and a repeated run gives the same bits (see
-    // `threaded_step_matches_one_thread`), so the two paths must agree bit for bit.
+    // The forward pass runs burn's own convolutions on both paths, and the 2x2 max-pool picks
+    // the same element as burn-flex's generic pool (including the first of tied zeros), so the
+    // logits and losses agree bit for bit. So do the gradients of the dense layers and the
+    // conv biases, which only see the same routed values.
     let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&fast_logits), bits(&logits), "logits");
     assert_eq!(bits(&fast_losses), bits(&losses), "per-sample losses");
-    for (index, (fast, reference)) in fast_params.iter().zip(&params).enumerate() {
+    for index in [1, 3, 5, 6, 7, 8, 9] {
         assert!(
-            bits(&fast.grad) == bits(&reference.grad),
+            bits(&fast_params[index].grad) == bits(&params[index].grad),
             "parameter {index} {:?}: gradient through the fast kernels differs from burn's",
-            fast.shape
+            params[index].shape
         );
+    }
+
+    // The conv weight gradients (parameters 0, 2 and 4) are sums over the batch and the output
+    // positions, up to 128 x 26 x 26 = 86,528 products for conv1, that the fast kernel adds in
+    // another order. f32 rounding then differs by about sqrt(86,528) * 2^-24 = 1.8e-5 of the
+    // largest term. A bound of 1e-4 of the tensor's largest value still catches a wrong index
+    // or a dropped image, which change elements by O(1) of it.
+    for index in [0, 2, 4] {
+        let (fast, reference) = (&fast_params[index], &params[index]);
+        let tolerance = 1e-4 * max_abs(&reference.grad);
+        for (k, (a, b)) in fast.grad.iter().zip(&reference.grad).enumerate() {
+            assert!(
+                (a - b).abs() <= tolerance,
+                "parameter {index} {:?}, element {k}: gradient {a} (fast) vs {b} (burn)",
+                reference.shape
+            );
+        }
     }
 }
