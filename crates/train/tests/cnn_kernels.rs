@@ -341,28 +341,28 @@ fn fast_kernels_match_burn_module_ops() {
         "5 layers with a weight and a bias each"
     );
 
-    // The forward pass runs burn's own convolutions on both paths, and the 2x2 max-pool picks
-    // the same element as burn-flex's generic pool (including the first of tied zeros), so the
-    // logits and losses agree bit for bit. So do the gradients of the dense layers and the
-    // conv biases, which only see the same routed values.
-    let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&fast_logits), bits(&logits), "logits");
-    assert_eq!(bits(&fast_losses), bits(&losses), "per-sample losses");
-    for index in [1, 3, 5, 6, 7, 8, 9] {
+    // The fast convolutions add the same products as burn's in another order: up to
+    // 64 x 3 x 3 = 576 per output in the forward pass, and for the weight gradients up to
+    // 128 x 26 x 26 = 86,528 (conv1). f32 rounding then differs by about sqrt(86,528) * 2^-24
+    // = 1.8e-5 of the largest term. The bounds below, 1e-4 of the largest value of each
+    // tensor, leave a margin of 5 and still catch a wrong index or a dropped image, which
+    // change values by O(1) of it. The max-pool picks the same element as burn's on equal
+    // inputs, so only a near-tie that rounding flips could move a gradient further, and the
+    // test would then fail for that element.
+    let logit_tolerance = 1e-4 * max_abs(&logits);
+    for (k, (a, b)) in fast_logits.iter().zip(&logits).enumerate() {
         assert!(
-            bits(&fast_params[index].grad) == bits(&params[index].grad),
-            "parameter {index} {:?}: gradient through the fast kernels differs from burn's",
-            params[index].shape
+            (a - b).abs() <= logit_tolerance,
+            "logit {k}: {a} (fast) vs {b} (burn)"
         );
     }
-
-    // The conv weight gradients (parameters 0, 2 and 4) are sums over the batch and the output
-    // positions, up to 128 x 26 x 26 = 86,528 products for conv1, that the fast kernel adds in
-    // another order. f32 rounding then differs by about sqrt(86,528) * 2^-24 = 1.8e-5 of the
-    // largest term. A bound of 1e-4 of the tensor's largest value still catches a wrong index
-    // or a dropped image, which change elements by O(1) of it.
-    for index in [0, 2, 4] {
-        let (fast, reference) = (&fast_params[index], &params[index]);
+    for (n, (a, b)) in fast_losses.iter().zip(&losses).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+            "sample {n}: loss {a} (fast) vs {b} (burn)"
+        );
+    }
+    for (index, (fast, reference)) in fast_params.iter().zip(&params).enumerate() {
         let tolerance = 1e-4 * max_abs(&reference.grad);
         for (k, (a, b)) in fast.grad.iter().zip(&reference.grad).enumerate() {
             assert!(
