@@ -23,8 +23,8 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
-use burn::backend::ops::{ConvOptions, MaxPool2dWithIndices, ModuleOps};
-use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     Autodiff, Backend, DType, Dispatch, Flex, Shape, TensorMetadata, backend_extension,
 };
@@ -99,15 +99,46 @@ pub trait ConvValidBackwardOps: Backend {
     }
 }
 
-/// The forward pass that autodiff needs: the pooled values and, for each, the flat index
-/// `row * width + column` of the winning input inside its `[height, width]` plane, as burn's
-/// `max_pool2d_with_indices` returns them (so burn's backward can consume them).
-pub trait MaxPool2x2WithIndices: Backend {
-    /// Applies [`FastOps::max_pool2x2`] and also returns the argmax indices.
-    fn max_pool2x2_with_indices(x: FloatTensor<Self>) -> MaxPool2dWithIndices<Self> {
-        let int_dtype = burn::backend::get_or_init_device_settings::<Self>(&x.device()).int_dtype;
-        Self::max_pool2d_with_indices(x, [POOL; 2], [POOL; 2], [0; 2], [1; 2], false, int_dtype)
+/// The backward pass of [`FastOps::max_pool2x2`], which autodiff needs.
+pub trait MaxPool2x2BackwardOps: Backend {
+    /// Returns the gradient of the pool's input `x`: each output gradient goes to the input
+    /// element that won its window, and every other element gets zero.
+    fn max_pool2x2_backward(
+        x: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        max_pool2x2_backward_with_burn_ops::<Self>(x, output_grad)
     }
+}
+
+/// Computes [`MaxPool2x2BackwardOps::max_pool2x2_backward`] with burn's own ops: the argmax
+/// indices from `max_pool2d_with_indices`, then `max_pool2d_with_indices_backward`.
+fn max_pool2x2_backward_with_burn_ops<B: Backend>(
+    x: FloatTensor<B>,
+    output_grad: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let int_dtype = burn::backend::get_or_init_device_settings::<B>(&x.device()).int_dtype;
+    let indices = B::max_pool2d_with_indices(
+        x.clone(),
+        [POOL; 2],
+        [POOL; 2],
+        [0; 2],
+        [1; 2],
+        false,
+        int_dtype,
+    )
+    .indices;
+    B::max_pool2d_with_indices_backward(
+        x,
+        [POOL; 2],
+        [POOL; 2],
+        [0; 2],
+        [1; 2],
+        false,
+        output_grad,
+        indices,
+    )
+    .x_grad
 }
 
 impl FastOps for Flex {
@@ -131,23 +162,22 @@ impl FastOps for Flex {
         if x.dtype() != DType::F32 || x.layout().shape().num_dims() != 4 {
             return Self::max_pool2d(x, [POOL; 2], [POOL; 2], [0; 2], [1; 2], false);
         }
-        pool_flex_f32(x, false).0
+        pool_flex_f32(x)
     }
 }
 
-impl MaxPool2x2WithIndices for Flex {
-    fn max_pool2x2_with_indices(x: FloatTensor<Self>) -> MaxPool2dWithIndices<Self> {
-        if x.dtype() != DType::F32 || x.layout().shape().num_dims() != 4 {
-            let int_dtype =
-                burn::backend::get_or_init_device_settings::<Self>(&x.device()).int_dtype;
-            return Self::max_pool2d_with_indices(
-                x, [POOL; 2], [POOL; 2], [0; 2], [1; 2], false, int_dtype,
-            );
+impl MaxPool2x2BackwardOps for Flex {
+    fn max_pool2x2_backward(
+        x: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let all_f32 = [&x, &output_grad]
+            .iter()
+            .all(|t| t.dtype() == DType::F32 && t.layout().shape().num_dims() == 4);
+        if !all_f32 {
+            return max_pool2x2_backward_with_burn_ops::<Self>(x, output_grad);
         }
-        let (output, indices) = pool_flex_f32(x, true);
-        // `pool_flex_f32` returns the indices whenever it is asked for them.
-        let indices = indices.unwrap_or_else(|| unreachable!("indices were requested"));
-        MaxPool2dWithIndices::new(output, indices)
+        unpool_flex_f32(x, output_grad)
     }
 }
 
@@ -511,73 +541,95 @@ fn slice_f32(tensor: &FlexTensor) -> &[f32] {
 }
 
 /// Pools a contiguous or strided f32 `[b, c, h, w]` Flex tensor, one rayon task per few planes.
-///
-/// Within a window the first maximum in row-major order wins and a NaN beats any number, which
-/// is the rule of burn-flex's own `max_pool3d_with_indices_impl` (0.22.1), so both paths give
-/// the same indices, also on the ties that ReLU zeros create.
-fn pool_flex_f32(x: FlexTensor, with_indices: bool) -> (FlexTensor, Option<FlexTensor>) {
-    let x = x.to_contiguous();
-    let dims = x.layout().shape().clone();
+fn pool_flex_f32(x: FlexTensor) -> FlexTensor {
+    let (x, dims) = contiguous_f32(&x);
     let (batch, channels, height, width) = (dims[0], dims[1], dims[2], dims[3]);
     let (out_h, out_w) = (height / POOL, width / POOL);
-    let in_plane = height * width;
-    let out_plane = out_h * out_w;
-    let storage: &[f32] = x.storage();
-    let (start, end) = x
-        .layout()
-        .contiguous_offsets()
-        .unwrap_or_else(|| unreachable!("into_contiguous returns a contiguous layout"));
-    let input = &storage[start..end];
+    let (in_plane, out_plane) = (height * width, out_h * out_w);
+    let input = slice_f32(&x);
 
     let mut output = vec![0f32; batch * channels * out_plane];
-    let mut indices = if with_indices {
-        vec![0i64; output.len()]
-    } else {
-        Vec::new()
-    };
     if out_plane > 0 {
-        let chunk_in = in_plane * PLANES_PER_TASK;
-        let chunk_out = out_plane * PLANES_PER_TASK;
-        if with_indices {
-            output
-                .par_chunks_mut(chunk_out)
-                .zip(indices.par_chunks_mut(chunk_out))
-                .zip(input.par_chunks(chunk_in))
-                .for_each(|((out, idx), inp)| {
-                    for ((o, i), p) in out
-                        .chunks_mut(out_plane)
-                        .zip(idx.chunks_mut(out_plane))
-                        .zip(inp.chunks(in_plane))
-                    {
-                        pool_plane(p, width, out_h, out_w, o, Some(i));
+        output
+            .par_chunks_mut(out_plane * PLANES_PER_TASK)
+            .zip(input.par_chunks(in_plane * PLANES_PER_TASK))
+            .for_each(|(out, inp)| {
+                for (o, p) in out.chunks_mut(out_plane).zip(inp.chunks(in_plane)) {
+                    pool_plane(p, width, out_h, out_w, o, None);
+                }
+            });
+    }
+    FlexTensor::new(
+        Bytes::from_elems(output),
+        Layout::contiguous(Shape::from(vec![batch, channels, out_h, out_w])),
+        DType::F32,
+    )
+}
+
+/// Computes the input gradient of the 2x2 max-pool of `x`: finds each window's winner again
+/// with [`window_argmax`] (the rule of the forward pass) and writes the output gradient there.
+/// Recomputing it from `x`, which autodiff keeps anyway, saves the forward pass from writing
+/// an index per output.
+fn unpool_flex_f32(x: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
+    let (x, dims) = contiguous_f32(&x);
+    let (grad, grad_dims) = contiguous_f32(&output_grad);
+    let (batch, channels, height, width) = (dims[0], dims[1], dims[2], dims[3]);
+    let (out_h, out_w) = (height / POOL, width / POOL);
+    assert!(
+        grad_dims == [batch, channels, out_h, out_w],
+        "max_pool2x2_backward: output gradient {grad_dims:?} does not match input {dims:?}"
+    );
+    let (in_plane, out_plane) = (height * width, out_h * out_w);
+    let (input, grads) = (slice_f32(&x), slice_f32(&grad));
+
+    let mut x_grad = vec![0f32; batch * channels * in_plane];
+    if out_plane > 0 {
+        x_grad
+            .par_chunks_mut(in_plane * PLANES_PER_TASK)
+            .zip(input.par_chunks(in_plane * PLANES_PER_TASK))
+            .zip(grads.par_chunks(out_plane * PLANES_PER_TASK))
+            .for_each(|((gx, xp), gp)| {
+                for ((gx, xp), gp) in gx
+                    .chunks_mut(in_plane)
+                    .zip(xp.chunks(in_plane))
+                    .zip(gp.chunks(out_plane))
+                {
+                    for oy in 0..out_h {
+                        let (top, bottom) = (2 * oy * width, (2 * oy + 1) * width);
+                        for ox in 0..out_w {
+                            let x0 = 2 * ox;
+                            let best = window_argmax([
+                                xp[top + x0],
+                                xp[top + x0 + 1],
+                                xp[bottom + x0],
+                                xp[bottom + x0 + 1],
+                            ]);
+                            let at = (2 * oy + best / POOL) * width + x0 + best % POOL;
+                            gx[at] = gp[oy * out_w + ox];
+                        }
                     }
-                });
-        } else {
-            output
-                .par_chunks_mut(chunk_out)
-                .zip(input.par_chunks(chunk_in))
-                .for_each(|(out, inp)| {
-                    for (o, p) in out.chunks_mut(out_plane).zip(inp.chunks(in_plane)) {
-                        pool_plane(p, width, out_h, out_w, o, None);
-                    }
-                });
+                }
+            });
+    }
+    FlexTensor::new(
+        Bytes::from_elems(x_grad),
+        Layout::contiguous(Shape::from(dims)),
+        DType::F32,
+    )
+}
+
+/// Returns the position (row-major, 0 to 3) of the winner of a 2x2 window: the first of equal
+/// maxima, or the last NaN if there is one. This is the rule of burn-flex's own
+/// `max_pool3d_with_indices_impl` (0.22.1), so both paths route gradients to the same element,
+/// also on the ties that ReLU zeros create.
+fn window_argmax(candidates: [f32; 4]) -> usize {
+    let mut best = 0;
+    for (k, &value) in candidates.iter().enumerate().skip(1) {
+        if value > candidates[best] || value.is_nan() {
+            best = k;
         }
     }
-
-    let shape = Shape::from(vec![batch, channels, out_h, out_w]);
-    let output = FlexTensor::new(
-        Bytes::from_elems(output),
-        Layout::contiguous(shape.clone()),
-        DType::F32,
-    );
-    let indices = with_indices.then(|| {
-        FlexTensor::new(
-            Bytes::from_elems(indices),
-            Layout::contiguous(shape),
-            DType::I64,
-        )
-    });
-    (output, indices)
+    best
 }
 
 /// Pools one `[height, width]` plane into `[out_h, out_w]`, writing argmax indices if asked.
@@ -595,14 +647,8 @@ fn pool_plane(
         let out_row = &mut out[oy * out_w..(oy + 1) * out_w];
         for (ox, o) in out_row.iter_mut().enumerate() {
             let x0 = 2 * ox;
-            // Row-major window order: the first of equal values wins, any NaN replaces a number.
             let candidates = [top[x0], top[x0 + 1], bottom[x0], bottom[x0 + 1]];
-            let mut best = 0;
-            for (k, &value) in candidates.iter().enumerate().skip(1) {
-                if value > candidates[best] || value.is_nan() {
-                    best = k;
-                }
-            }
+            let best = window_argmax(candidates);
             *o = candidates[best];
             if let Some(idx) = indices.as_deref_mut() {
                 let (dy, dx) = (best / POOL, best % POOL);
@@ -612,13 +658,12 @@ fn pool_plane(
     }
 }
 
-/// Backward of [`FastOps::max_pool2x2`]: routes each output gradient to the recorded argmax,
-/// through the inner backend's `max_pool2d_with_indices_backward`.
+/// Backward of [`FastOps::max_pool2x2`], through [`MaxPool2x2BackwardOps`].
 #[derive(Debug)]
 struct MaxPool2x2Backward;
 
-impl<B: Backend> Backward<B, 1> for MaxPool2x2Backward {
-    type State = (NodeId, IntTensor<B>);
+impl<B: Backend + MaxPool2x2BackwardOps> Backward<B, 1> for MaxPool2x2Backward {
+    type State = NodeId;
 
     fn backward(
         self,
@@ -628,13 +673,9 @@ impl<B: Backend> Backward<B, 1> for MaxPool2x2Backward {
     ) {
         let [parent] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (x_state, indices) = ops.state;
-        let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_state);
+        let x: FloatTensor<B> = checkpointer.retrieve_node_output(ops.state);
         if let Some(node) = parent {
-            let x_grad = B::max_pool2d_with_indices_backward(
-                x, [POOL; 2], [POOL; 2], [0; 2], [1; 2], false, grad, indices,
-            )
-            .x_grad;
+            let x_grad = B::max_pool2x2_backward(x, grad);
             grads.register::<B>(node.id, x_grad);
         }
     }
@@ -677,7 +718,7 @@ impl<B: Backend + ConvValidBackwardOps> Backward<B, 3> for ConvValidBackward {
 
 impl<B, C> FastOps for Autodiff<B, C>
 where
-    B: Backend + FastOps + MaxPool2x2WithIndices + ConvValidBackwardOps,
+    B: Backend + FastOps + MaxPool2x2BackwardOps + ConvValidBackwardOps,
     C: CheckpointStrategy,
 {
     fn conv2d_valid(
@@ -717,8 +758,7 @@ where
         {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
-                let pooled = B::max_pool2x2_with_indices(x.into_primitive());
-                prep.finish((x_state, pooled.indices), pooled.output)
+                prep.finish(x_state, B::max_pool2x2(x.into_primitive()))
             }
             OpsKind::UnTracked(prep) => prep.finish(B::max_pool2x2(x.into_primitive())),
         }
