@@ -3,13 +3,16 @@
 //!
 //! [`max_pool2x2`] is a 2x2 max-pool with stride 2 and no padding, as [`MaxPool2d`] computes it
 //! with kernel `[2, 2]` (burn's default stride is the kernel size). burn-flex 0.22.1 runs every
-//! max-pool through a generic 3D loop that also writes `i64` indices. For the 2x2 window this
-//! module reads each input row pair once and writes the indices only when autodiff needs them.
+//! max-pool through a generic 3D loop that also writes `i64` indices. This module's forward
+//! pass writes no indices, and its backward pass finds each window's winner again from the
+//! input, which autodiff keeps anyway.
 //!
-//! [`conv2d_valid`] keeps burn's convolution forward and input gradient but computes the weight
-//! gradient as one gemm per image over im2col columns, in parallel over groups of images. burn
-//! 0.22 computes it as a convolution with batch and channels swapped, a gemm with only
-//! `kernel_height * kernel_width` output columns.
+//! [`conv2d_valid`] computes the forward pass, the input gradient and the weight gradient as
+//! one gemm per image over im2col columns, in parallel over groups of images. burn-flex 0.22.1
+//! rebuilds a zeroed im2col tile per image and tile in the forward pass, runs the input
+//! gradient as a transposed convolution and the weight gradient as a convolution with batch
+//! and channels swapped (a gemm with only `kernel_height * kernel_width` output columns). The
+//! bias gradient stays burn's.
 //!
 //! Only Flex and `Autodiff<Flex>` implement [`FastOps`]. The generated dispatch panics on any
 //! other backend, so [`max_pool2x2`] and [`conv2d_valid`] check the device and fall back to
