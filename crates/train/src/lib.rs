@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod eval;
+mod fast_ops;
 mod fit;
 mod model;
 mod recorder;

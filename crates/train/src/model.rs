@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
+use crate::fast_ops;
 use crate::resnet::ResnetSmall;
 
 /// Architecture to train.
@@ -102,11 +103,41 @@ impl ShallowCnn {
     /// - images: `[batch_size, channels, height, width]`
     /// - output: `[batch_size, classes]`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.conv1.forward(images)); // [b, 32, 26, 26] for 28x28
-        let x = self.pool.forward(x); // [b, 32, 13, 13]
-        let x = relu(self.conv2.forward(x)); // [b, 64, 11, 11]
-        let x = self.pool.forward(x); // [b, 64, 5, 5]
-        let x = relu(self.conv3.forward(x)); // [b, 64, 3, 3]
+        self.forward_with(images, true)
+    }
+
+    /// Computes the logits with burn's own `Conv2d` and `MaxPool2d` forward and backward, in
+    /// place of the faster kernels of [`forward`](Self::forward). The values agree up to f32
+    /// rounding, and tests use this path as the reference.
+    ///
+    /// # Shapes
+    /// - images: `[batch_size, channels, height, width]`
+    /// - output: `[batch_size, classes]`
+    pub fn forward_with_burn_ops(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_with(images, false)
+    }
+
+    /// Computes the logits, with the kernels of `fast_ops.rs` if `fast` is set.
+    fn forward_with(&self, images: Tensor<4>, fast: bool) -> Tensor<2> {
+        let conv = |layer: &Conv2d, x: Tensor<4>| {
+            if fast {
+                fast_ops::conv2d_valid(layer, x)
+            } else {
+                layer.forward(x)
+            }
+        };
+        let pool = |x: Tensor<4>| {
+            if fast {
+                fast_ops::max_pool2x2(x)
+            } else {
+                self.pool.forward(x)
+            }
+        };
+        let x = relu(conv(&self.conv1, images)); // [b, 32, 26, 26] for 28x28
+        let x = pool(x); // [b, 32, 13, 13]
+        let x = relu(conv(&self.conv2, x)); // [b, 64, 11, 11]
+        let x = pool(x); // [b, 64, 5, 5]
+        let x = relu(conv(&self.conv3, x)); // [b, 64, 3, 3]
         let x: Tensor<2> = x.flatten(1, 3); // [b, 576]
         let x = relu(self.fc1.forward(x)); // [b, 64]
         self.fc2.forward(x) // [b, classes]

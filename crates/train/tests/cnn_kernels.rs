@@ -1,7 +1,8 @@
 //! Checks the shallow CNN's training step on the multi-threaded flex kernels, on real MNIST
-//! batches. The references are the same step on a one-thread pool and a plain f64 version of
-//! the network written here, which checks per-sample losses and, by central differences, the
-//! gradient.
+//! batches. There are three references. The first is the same step on a one-thread pool, the
+//! second the same step through burn's own module ops in place of toploss's faster kernels.
+//! The third is a plain f64 version of the network written here, which checks per-sample losses
+//! and, by central differences, the gradient.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -74,6 +75,9 @@ fn seeded_model() -> ShallowCnn {
     ShallowCnn::new(MNIST, &device)
 }
 
+/// The forward pass a step uses: `ShallowCnn::forward` or `ShallowCnn::forward_with_burn_ops`.
+type Forward = fn(&ShallowCnn, Tensor<4>) -> Tensor<2>;
+
 /// Per-sample losses and the parameters with the gradient of the batch-mean cross-entropy,
 /// computed by burn on a rayon pool of `threads` threads.
 fn burn_step(
@@ -82,6 +86,18 @@ fn burn_step(
     images: &[f32],
     labels: &[u32],
 ) -> (Vec<f32>, Vec<ParamValues>) {
+    let (_, losses, params) = step_with(ShallowCnn::forward, model, threads, images, labels);
+    (losses, params)
+}
+
+/// Runs one step as [`burn_step`] does, through `forward`, and also returns the logits.
+fn step_with(
+    forward: Forward,
+    model: ShallowCnn,
+    threads: usize,
+    images: &[f32],
+    labels: &[u32],
+) -> (Vec<f32>, Vec<f32>, Vec<ParamValues>) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -93,7 +109,7 @@ fn burn_step(
             TensorData::new(images.to_vec(), [batch, 1, 28, 28]),
             &device,
         );
-        let logits = model.forward(images); // [batch, 10]
+        let logits = forward(&model, images); // [batch, 10]
         let logit_values: Vec<f32> = logits.clone().detach().into_data().try_into_vec().unwrap();
         let mut probs = [0.0; 10];
         let losses = logit_values
@@ -109,7 +125,7 @@ fn burn_step(
             params: Vec::new(),
         };
         model.visit(&mut collect);
-        (losses, collect.params)
+        (logit_values, losses, collect.params)
     })
 }
 
@@ -299,4 +315,61 @@ fn step_matches_f64_reference() {
         (along - central).abs() <= 1e-3 * magnitude,
         "directional derivative: burn {along}, f64 central difference {central}, sum |g d| {magnitude}"
     );
+}
+
+#[test]
+fn fast_kernels_match_burn_module_ops() {
+    let data = mnist_train(BATCH);
+    let model = seeded_model();
+    let (fast_logits, fast_losses, fast_params) = step_with(
+        ShallowCnn::forward,
+        model.clone(),
+        2,
+        &data.images,
+        &data.labels,
+    );
+    let (logits, losses, params) = step_with(
+        ShallowCnn::forward_with_burn_ops,
+        model,
+        2,
+        &data.images,
+        &data.labels,
+    );
+    assert_eq!(
+        fast_params.len(),
+        10,
+        "5 layers with a weight and a bias each"
+    );
+
+    // The fast convolutions add the same products as burn's in another order: up to
+    // 64 x 3 x 3 = 576 per output in the forward pass, and for the weight gradients up to
+    // 128 x 26 x 26 = 86,528 (conv1). f32 rounding then differs by about sqrt(86,528) * 2^-24
+    // = 1.8e-5 of the largest term. The bounds below, 1e-4 of the largest value of each
+    // tensor, leave a margin of 5 and still catch a wrong index or a dropped image, which
+    // change values by O(1) of it. The max-pool picks the same element as burn's on equal
+    // inputs, so only a near-tie that rounding flips could move a gradient further, and the
+    // test would then fail for that element.
+    let logit_tolerance = 1e-4 * max_abs(&logits);
+    for (k, (a, b)) in fast_logits.iter().zip(&logits).enumerate() {
+        assert!(
+            (a - b).abs() <= logit_tolerance,
+            "logit {k}: {a} (fast) vs {b} (burn)"
+        );
+    }
+    for (n, (a, b)) in fast_losses.iter().zip(&losses).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+            "sample {n}: loss {a} (fast) vs {b} (burn)"
+        );
+    }
+    for (index, (fast, reference)) in fast_params.iter().zip(&params).enumerate() {
+        let tolerance = 1e-4 * max_abs(&reference.grad);
+        for (k, (a, b)) in fast.grad.iter().zip(&reference.grad).enumerate() {
+            assert!(
+                (a - b).abs() <= tolerance,
+                "parameter {index} {:?}, element {k}: gradient {a} (fast) vs {b} (burn)",
+                reference.shape
+            );
+        }
+    }
 }
