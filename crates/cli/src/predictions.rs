@@ -771,7 +771,7 @@ mod tests {
 
     #[test]
     fn forced_probabilities_reject_logits() {
-        // Row 1, class 0 holds -2.5: a logit, not a probability.
+        // Row 1, class 0 contains -2.5: a logit, not a probability.
         let matrix = Matrix {
             values: vec![0.2, 0.8, -2.5, 3.0],
             rows: 2,
