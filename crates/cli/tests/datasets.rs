@@ -193,3 +193,30 @@ fn folder_corrupt_file_fails_naming_it() {
     assert!(stderr.contains("skipped unreadable image"), "{stderr}");
     assert!(stderr.contains("broken.png"), "{stderr}");
 }
+
+#[test]
+fn folder_class_without_images_is_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("images");
+    write_tree(&data);
+    // A third class whose only files are unreadable.
+    let empty = data.join("leer");
+    fs::create_dir_all(&empty).unwrap();
+    for n in 0..3 {
+        fs::write(empty.join(format!("{n}.png")), b"not an image").unwrap();
+    }
+    let spec = format!("folder:{}", data.display());
+    let output = toploss()
+        .args(["train", "--data", &spec, "--epochs", "1", "--model", "mlp"])
+        .arg("--skip-unreadable")
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("class \"leer\"") && stderr.contains("no training image"),
+        "{stderr}"
+    );
+}

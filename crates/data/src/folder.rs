@@ -250,6 +250,23 @@ pub fn load(spec: &DatasetSpec) -> Result<Dataset, Error> {
         }
     }
 
+    // A class whose images were all skipped still counts in K, and the model never sees it.
+    let mut train_counts = vec![0usize; classes.len()];
+    for &label in &train.labels {
+        if let Some(count) = train_counts.get_mut(label as usize) {
+            *count += 1;
+        }
+    }
+    for (class, count) in classes.iter().zip(&train_counts) {
+        if *count == 0 {
+            tracing::warn!(
+                "class {class:?} of {} has no training image, so the model can never learn it; \
+                 remove its folder or add readable images",
+                root.display()
+            );
+        }
+    }
+
     // The settings that decide ids and pixels are part of the fingerprint.
     let settings = format!(
         "folder size={}x{} channels={channels} split={:?}",
