@@ -166,7 +166,7 @@ fn train_candidates(
     let mut methods = Vec::new();
     let epochs = epochs_up_to(dynamics, epoch, SplitName::Train);
 
-    // Confident learning wants out-of-fold probabilities; without them the page says that
+    // Confident learning expects out-of-fold probabilities. Without them the page warns that
     // the in-sample ones hide most errors.
     let oof = run.join(OOF_PROBS);
     let last_probs = probs_path(run, SplitName::Train, epoch);
@@ -282,7 +282,7 @@ fn find_runs(arguments: &[PathBuf]) -> anyhow::Result<Vec<Run>> {
     Ok(runs)
 }
 
-/// The `compare` table and per-run curves, for two runs or more.
+/// Builds the `compare` table and per-run curves, for two runs or more.
 fn compare_section(runs: &[Run]) -> Value {
     let (configurations, differing) = compare::group_runs(runs.to_vec());
     let summaries = compare::summarize(&configurations);
@@ -317,7 +317,7 @@ fn compare_section(runs: &[Run]) -> Value {
     json!({ "columns": COLUMNS, "rows": rows, "notes": notes, "series": series })
 }
 
-/// The last component of a folder, for labels.
+/// Returns the last component of a folder, for labels.
 fn folder_name(dir: &Path) -> String {
     dir.file_name().map_or_else(
         || dir.display().to_string(),
@@ -369,7 +369,7 @@ pub fn run_report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What [`write_report`] wrote.
+/// Summary of the page that [`write_report`] wrote.
 pub struct ReportWritten {
     /// Size of the page in bytes.
     pub bytes: u64,
@@ -454,12 +454,13 @@ pub fn write_report(
         let mut nonfinite = Vec::with_capacity(parts.len());
         let mut confusion = Vec::with_capacity(parts.len());
         let mut ranks = Vec::with_capacity(parts.len());
-        let mut shown: BTreeSet<usize> = BTreeSet::new();
+        // Every sample the page can show: the ranked lists, then the candidates.
+        let mut embedded: BTreeSet<usize> = BTreeSet::new();
         for rows in &parts {
             let lists = epoch_lists(&rows.loss, &rows.label, classes, max_k)?;
-            shown.extend(lists.all.iter().copied());
+            embedded.extend(lists.all.iter().copied());
             for list in &lists.classes {
-                shown.extend(list.iter().copied());
+                embedded.extend(list.iter().copied());
             }
             top.push(json!({ "all": lists.all, "classes": lists.classes }));
             let (counts, bad) = loss_histogram(&rows.loss);
@@ -470,12 +471,12 @@ pub fn write_report(
         }
         if split_name == SplitName::Train {
             for method in &methods {
-                shown.extend(method.candidates.ids.iter().copied());
+                embedded.extend(method.candidates.ids.iter().copied());
             }
         }
 
         let mut samples_json = BTreeMap::new();
-        for &id in &shown {
+        for &id in &embedded {
             let sprite = images.len();
             images.push(TileImage {
                 pixels: samples.image(id),
@@ -511,13 +512,12 @@ pub fn write_report(
         bail!("{} has no train or test rows", dynamics_path.display());
     }
 
+    let train_labels: &[u32] = dynamics
+        .get(last_epoch, SplitName::Train)
+        .map_or(&[], |rows| rows.label.as_slice());
     let candidates_json: Vec<Value> = methods
         .iter()
         .map(|method| {
-            let labels = &dynamics
-                .get(last_epoch, SplitName::Train)
-                .map(|rows| rows.label.clone())
-                .unwrap_or_default();
             let rows: Vec<Value> = method
                 .candidates
                 .ids
@@ -527,7 +527,7 @@ pub fn write_report(
                     json!([
                         rank + 1,
                         id,
-                        labels.get(id),
+                        train_labels.get(id),
                         method.candidates.suggested[id],
                         number(method.candidates.scores[id])
                     ])
@@ -616,7 +616,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_keep_five_digits_and_name_non_finite_values() {
+    fn number_rounding_and_non_finite() {
         assert_eq!(number(0.123456789), json!(0.12346));
         assert_eq!(number(12345.678), json!(12346.0));
         assert_eq!(number(0.0), json!(0.0));

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use rayon::prelude::*;
 use toploss_data::run::{
     DYNAMICS_PARQUET, DatasetInfo, Dynamics, EpochMetrics, ModelInfo, RunInfo, RunStatus,
-    SplitDynamics, SplitName, prepare_output_dir, probs_path, write_npy_f32,
+    SplitName, prepare_output_dir, probs_path, write_npy_f32,
 };
 use toploss_data::{DatasetFormat, DatasetOptions, ImageSize, Split, load};
 use toploss_train::{Phase, SampleResult, SplitEval, sample_from_logits};
@@ -341,23 +341,13 @@ struct Evaluated {
 
 /// Turns `N x K` outputs into per-sample rows and softmax probabilities.
 fn evaluate(outputs: &[f32], labels: &[u32], classes: usize, kind: OutputKind) -> Evaluated {
-    let n = labels.len();
-    let mut eval = SplitEval {
-        rows: SplitDynamics {
-            label: labels.to_vec(),
-            predicted: Vec::with_capacity(n),
-            loss: Vec::with_capacity(n),
-            p_label: Vec::with_capacity(n),
-            p_predicted: Vec::with_capacity(n),
-            margin: Vec::with_capacity(n),
-            train_margin: vec![None; n],
-        },
-        probs: vec![0.0; n * classes],
-    };
+    let mut eval = SplitEval::for_labels(labels, classes);
     let mut capped = 0;
+    // The probabilities are filled row by row while the other columns are pushed.
+    let mut all_probs = std::mem::take(&mut eval.probs);
     let rows = outputs
         .chunks_exact(classes)
-        .zip(eval.probs.chunks_exact_mut(classes));
+        .zip(all_probs.chunks_exact_mut(classes));
     for ((row, probs), &label) in rows.zip(labels) {
         let result = match kind {
             OutputKind::Logits => sample_from_logits(row, label as usize, probs),
@@ -367,12 +357,9 @@ fn evaluate(outputs: &[f32], labels: &[u32], classes: usize, kind: OutputKind) -
                 result
             }
         };
-        eval.rows.predicted.push(result.predicted);
-        eval.rows.loss.push(result.loss);
-        eval.rows.p_label.push(result.p_label);
-        eval.rows.p_predicted.push(result.p_predicted);
-        eval.rows.margin.push(result.margin);
+        eval.push(&result);
     }
+    eval.probs = all_probs;
     Evaluated { eval, capped }
 }
 

@@ -372,8 +372,8 @@ fn check_mirror(base: &str) -> Result<(), Error> {
     }
 }
 
-/// One HTTP agent for all files. Statuses are handled here rather than as ureq errors so
-/// that 206 and 416 can be distinguished, and no `Accept-Encoding` is sent so that the bytes
+/// Builds the one HTTP agent used for all files. Statuses are handled here rather than as ureq
+/// errors, so that 206 and 416 can be told apart. No `Accept-Encoding` is sent, so the bytes
 /// on disk are the published bytes.
 fn http_agent() -> ureq::Agent {
     ureq::Agent::config_builder()

@@ -250,7 +250,7 @@ pub fn load(spec: &DatasetSpec) -> Result<Dataset, Error> {
         }
     }
 
-    // A class whose images were all skipped still counts in K, and the model never sees it.
+    // A class whose images were all skipped still counts in K, but no training sample has it.
     let mut train_counts = vec![0usize; classes.len()];
     for &label in &train.labels {
         if let Some(count) = train_counts.get_mut(label as usize) {

@@ -17,6 +17,33 @@ pub struct SplitEval {
 }
 
 impl SplitEval {
+    /// Creates the results of `labels.len()` samples, with room for their rows and zeroed
+    /// `N x classes` probabilities.
+    pub fn for_labels(labels: &[u32], classes: usize) -> Self {
+        let n = labels.len();
+        Self {
+            rows: SplitDynamics {
+                label: labels.to_vec(),
+                predicted: Vec::with_capacity(n),
+                loss: Vec::with_capacity(n),
+                p_label: Vec::with_capacity(n),
+                p_predicted: Vec::with_capacity(n),
+                margin: Vec::with_capacity(n),
+                train_margin: vec![None; n],
+            },
+            probs: vec![0.0; n * classes],
+        }
+    }
+
+    /// Appends the next sample's row; samples are pushed in id order.
+    pub fn push(&mut self, result: &SampleResult) {
+        self.rows.predicted.push(result.predicted);
+        self.rows.loss.push(result.loss);
+        self.rows.p_label.push(result.p_label);
+        self.rows.p_predicted.push(result.p_predicted);
+        self.rows.margin.push(result.margin);
+    }
+
     /// Mean cross-entropy over the split (nats), NaN losses included.
     pub fn mean_loss(&self) -> f64 {
         mean(self.rows.loss.iter().map(|&loss| loss as f64))
@@ -125,18 +152,7 @@ pub fn evaluate(
     let shape = [input.channels, input.height, input.width];
     let n = labels.len();
     let pixels = shape[0] * shape[1] * shape[2];
-    let mut out = SplitEval {
-        rows: SplitDynamics {
-            label: labels.to_vec(),
-            predicted: Vec::with_capacity(n),
-            loss: Vec::with_capacity(n),
-            p_label: Vec::with_capacity(n),
-            p_predicted: Vec::with_capacity(n),
-            margin: Vec::with_capacity(n),
-            train_margin: vec![None; n],
-        },
-        probs: vec![0.0; n * classes],
-    };
+    let mut out = SplitEval::for_labels(labels, classes);
 
     // Batches run a few at a time on the rayon pool. burn-flex also splits each batch's
     // kernels over the pool, but whole batches in parallel leave fewer small parallel
@@ -170,11 +186,7 @@ pub fn evaluate(
                     labels[id] as usize,
                     &mut out.probs[id * classes..(id + 1) * classes],
                 );
-                out.rows.predicted.push(result.predicted);
-                out.rows.loss.push(result.loss);
-                out.rows.p_label.push(result.p_label);
-                out.rows.p_predicted.push(result.p_predicted);
-                out.rows.margin.push(result.margin);
+                out.push(&result);
             }
         }
         if let Some(&(_, end)) = window.last() {

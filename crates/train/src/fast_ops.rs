@@ -9,9 +9,9 @@
 //!
 //! [`conv2d_valid`] computes the forward pass, the input gradient and the weight gradient as
 //! one gemm per image over im2col columns, in parallel over groups of images. burn-flex 0.22.1
-//! rebuilds a zeroed im2col tile per image and tile in the forward pass, runs the input
-//! gradient as a transposed convolution and the weight gradient as a convolution with batch
-//! and channels swapped (a gemm with only `kernel_height * kernel_width` output columns). The
+//! rebuilds a zeroed im2col tile per image and tile in the forward pass. It runs the input
+//! gradient as a transposed convolution, and the weight gradient as a convolution with batch
+//! and channels swapped: a gemm with only `kernel_height * kernel_width` output columns. The
 //! bias gradient stays burn's.
 //!
 //! Only Flex and `Autodiff<Flex>` implement [`FastOps`]. The generated dispatch panics on any
@@ -989,7 +989,7 @@ mod tests {
 
         // Each output is a bias plus 3 x 3 x 2 = 18 products of values below 1, summed in
         // another order than burn's, so the two differ by a few 2^-24, far below 1e-5. The
-        // input gradient sums at most 5 x 3 x 2 = 30 products per element, so 1e-5 holds
+        // input gradient sums at most 5 x 3 x 2 = 30 products per element, so 1e-5 is met
         // too. The weight gradient sums 37 x 7 x 7 = 1,813 products in another order, so they
         // differ by about sqrt(1,813) * 2^-24 = 2.5e-6 of the largest term, below 1e-4. A
         // wrong index or a dropped image changes an element by O(1).

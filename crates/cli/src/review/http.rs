@@ -9,10 +9,16 @@
 //! | `POST /api/undo` | `{"id"}`: undo that id's last change |
 //!
 //! Errors are JSON `{"error": MESSAGE}` with a 4xx status, and nothing is written for them.
-//! The statuses: 400 for an invalid body (malformed JSON, unknown id, class or action), 403
-//! for a foreign Host or Origin, 404 for an unknown path or image id, 405 for a wrong method,
-//! 409 for a decision on the test split or an undo with nothing to undo, 413 for a body over
-//! [`MAX_BODY_BYTES`], and 415 for a POST that is not `application/json`.
+//!
+//! | status | cause |
+//! | --- | --- |
+//! | 400 | an invalid body: malformed JSON, unknown id, class or action |
+//! | 403 | a foreign Host or Origin |
+//! | 404 | an unknown path or image id |
+//! | 405 | a wrong method |
+//! | 409 | a decision on the test split, or an undo with nothing to undo |
+//! | 413 | a body over [`MAX_BODY_BYTES`] |
+//! | 415 | a POST that is not `application/json` |
 
 use std::io::{Read, Write};
 use std::sync::{Mutex, PoisonError};
@@ -130,7 +136,7 @@ pub fn handle(app: &App, mut request: Request) {
 ///
 /// tiny_http 0.12 serves each keep-alive connection as one task of its thread pool until the
 /// client closes it, and a burst of new connections can stay queued behind those tasks. With
-/// keep-alive, 12 clients that connected at once got 4 answers (the test
+/// keep-alive, 12 clients that connected at once got 4 replies (the test
 /// `review_answers_a_burst_of_connections`), and chromium's image requests hung the same way.
 /// With one request per connection, each task ends as soon as the client closes. tiny_http
 /// drops a `Connection` header given to `Response`, so the response goes to the raw writer.
@@ -164,7 +170,7 @@ fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
     };
     // NOTE: tiny_http 0.12 reads and discards the unread body before it sends the reply. A
     // client that announces 1 TB and sends 2 bytes got no 413 and held one of the 4 worker
-    // threads until it closed the connection; the server went on answering the others.
+    // threads until it closed the connection. The server went on serving the others.
     if request
         .body_length()
         .is_some_and(|length| length > MAX_BODY_BYTES)
