@@ -1,22 +1,26 @@
 //! Faster kernels for the shallow CNN on the Flex CPU backend, added through burn's backend
 //! extension mechanism (`#[backend_extension]`, burn 0.22).
 //!
-//! [`max_pool2x2`] is a 2x2 max-pool with stride 2 and no padding, as [`MaxPool2d`] computes it
-//! with kernel `[2, 2]` (burn's default stride is the kernel size). burn-flex 0.22.1 runs every
-//! max-pool through a generic 3D loop that also writes `i64` indices. This module's forward
-//! pass writes no indices, and its backward pass finds each window's winner again from the
-//! input, which autodiff keeps anyway.
+//! [`relu_max_pool2x2`] is ReLU followed by a 2x2 max-pool with stride 2 and no padding, as
+//! burn's `relu` and [`MaxPool2d`] with kernel `[2, 2]` compute them (burn's default stride is
+//! the kernel size). burn-flex 0.22.1 runs every max-pool through a generic 3D loop that also
+//! writes `i64` indices. This module's forward pass pools first and applies ReLU to the pooled
+//! values only, so the full-size ReLU output is never written, and it writes no indices. Its
+//! backward pass finds each window's winner again from the input, which autodiff keeps anyway.
 //!
 //! [`conv2d_valid`] computes the forward pass, the input gradient and the weight gradient as
 //! one gemm per image over im2col columns, in parallel over groups of images. burn-flex 0.22.1
 //! rebuilds a zeroed im2col tile per image and tile in the forward pass. It runs the input
 //! gradient as a transposed convolution, and the weight gradient as a convolution with batch
 //! and channels swapped: a gemm with only `kernel_height * kernel_width` output columns. The
-//! bias gradient stays burn's.
+//! bias gradient is a vectorized sum per channel, where burn's generic version first copies
+//! the whole output gradient into channel-major order.
+//!
+//! Output buffers are not zeroed before the kernels write every element of them.
 //!
 //! Only Flex and `Autodiff<Flex>` implement [`FastOps`]. The generated dispatch panics on any
-//! other backend, so [`max_pool2x2`] and [`conv2d_valid`] check the device and fall back to
-//! burn's own ops elsewhere.
+//! other backend, so [`relu_max_pool2x2`] and [`conv2d_valid`] check the device and fall back
+//! to burn's own ops elsewhere.
 //!
 //! [`MaxPool2d`]: burn::nn::pool::MaxPool2d
 
@@ -26,7 +30,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
-use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::ops::{ActivationOps, ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     Autodiff, Backend, DType, Dispatch, Flex, Shape, TensorMetadata, backend_extension,
@@ -35,8 +39,10 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::Bytes;
+use burn::tensor::activation::relu;
 use burn::tensor::ops::MaxPoolOptions;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Window side and stride of the pool.
 const POOL: usize = 2;
@@ -48,13 +54,15 @@ const PLANES_PER_TASK: usize = 8;
 /// Backend operations with a faster Flex implementation than burn's generic module ops.
 #[backend_extension(Flex, Autodiff)]
 pub trait FastOps: Backend {
-    /// Applies a 2x2 max-pool with stride 2, no padding and floor rounding.
+    /// Applies ReLU and then a 2x2 max-pool with stride 2, no padding and floor rounding, in
+    /// one pass. The pool of the ReLU equals the ReLU of the pool, so the kernel pools first and
+    /// writes only the pooled values: the full-size ReLU output is never stored.
     ///
     /// # Shapes
     /// - x: `[batch_size, channels, height, width]`
     /// - output: `[batch_size, channels, height / 2, width / 2]`
-    fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::max_pool2d(x, [POOL; 2], [POOL; 2], [0; 2], [1; 2], false)
+    fn relu_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::max_pool2d(Self::relu(x), [POOL; 2], [POOL; 2], [0; 2], [1; 2], false)
     }
 
     /// Applies a valid 2D convolution: stride 1, no padding, dilation 1 and one group, the
@@ -100,22 +108,34 @@ pub trait ConvValidBackwardOps: Backend {
     ) -> FloatTensor<Self> {
         Self::conv2d_weight_backward(x, weight, output_grad, valid_options())
     }
-}
 
-/// The backward pass of [`FastOps::max_pool2x2`], which autodiff needs.
-pub trait MaxPool2x2BackwardOps: Backend {
-    /// Returns the gradient of the pool's input `x`: each output gradient goes to the input
-    /// element that won its window, and every other element gets zero.
-    fn max_pool2x2_backward(
+    /// Computes the gradient of the convolution's bias, the sum of the output gradient over
+    /// images and positions, with the shape of `bias`.
+    fn conv2d_valid_bias_backward(
         x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        max_pool2x2_backward_with_burn_ops::<Self>(x, output_grad)
+        Self::conv2d_bias_backward(x, bias, output_grad)
     }
 }
 
-/// Computes [`MaxPool2x2BackwardOps::max_pool2x2_backward`] with burn's own ops: the argmax
-/// indices from `max_pool2d_with_indices`, then `max_pool2d_with_indices_backward`.
+/// The backward pass of [`FastOps::relu_max_pool2x2`], which autodiff needs.
+pub trait ReluMaxPool2x2BackwardOps: Backend {
+    /// Returns the gradient of the input `x`: each output gradient goes to the input element
+    /// that won its window, unless that element is zero or below (where ReLU passes no
+    /// gradient), and every other element gets zero.
+    fn relu_max_pool2x2_backward(
+        x: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let activated = Self::relu(x);
+        let grad = max_pool2x2_backward_with_burn_ops::<Self>(activated.clone(), output_grad);
+        Self::relu_backward(activated, grad)
+    }
+}
+
+/// Computes the gradient of a 2x2 max-pool's input with burn's own ops: the argmax indices from `max_pool2d_with_indices`, then `max_pool2d_with_indices_backward`.
 fn max_pool2x2_backward_with_burn_ops<B: Backend>(
     x: FloatTensor<B>,
     output_grad: FloatTensor<B>,
@@ -161,16 +181,17 @@ impl FastOps for Flex {
         conv_forward_flex_f32(x, weight, bias)
     }
 
-    fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn relu_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         if x.dtype() != DType::F32 || x.layout().shape().num_dims() != 4 {
-            return Self::max_pool2d(x, [POOL; 2], [POOL; 2], [0; 2], [1; 2], false);
+            let activated = Self::relu(x);
+            return Self::max_pool2d(activated, [POOL; 2], [POOL; 2], [0; 2], [1; 2], false);
         }
         pool_flex_f32(x)
     }
 }
 
-impl MaxPool2x2BackwardOps for Flex {
-    fn max_pool2x2_backward(
+impl ReluMaxPool2x2BackwardOps for Flex {
+    fn relu_max_pool2x2_backward(
         x: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
@@ -178,7 +199,9 @@ impl MaxPool2x2BackwardOps for Flex {
             .iter()
             .all(|t| t.dtype() == DType::F32 && t.layout().shape().num_dims() == 4);
         if !all_f32 {
-            return max_pool2x2_backward_with_burn_ops::<Self>(x, output_grad);
+            let activated = Self::relu(x);
+            let grad = max_pool2x2_backward_with_burn_ops::<Self>(activated.clone(), output_grad);
+            return Self::relu_backward(activated, grad);
         }
         unpool_flex_f32(x, output_grad)
     }
@@ -226,6 +249,17 @@ impl ConvValidBackwardOps for Flex {
             ],
             output_grad,
         )
+    }
+
+    fn conv2d_valid_bias_backward(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        if output_grad.dtype() != DType::F32 || output_grad.layout().shape().num_dims() != 4 {
+            return Self::conv2d_bias_backward(x, bias, output_grad);
+        }
+        conv_bias_grad_flex_f32(output_grad)
     }
 }
 
@@ -360,10 +394,42 @@ fn im2col(
 /// Images per rayon task of the convolution forward pass and input gradient.
 const FORWARD_IMAGES_PER_TASK: usize = 4;
 
+/// Returns `len` f32s written by `fill` in parallel, one call per chunk of `chunk` elements
+/// with the chunk's index. This skips the zeroing pass of `vec![0.0; len]`, a full write of
+/// memory that every kernel here overwrites anyway.
+///
+/// # Safety
+/// `fill` must write every element of the chunk it is given.
+unsafe fn par_filled(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let mut values = Vec::with_capacity(len);
+    if len > 0 {
+        values.spare_capacity_mut()[..len]
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(index, part)| fill(index, part));
+    }
+    // SAFETY: the capacity is `len`, and the caller's `fill` wrote every chunk in full.
+    unsafe { values.set_len(len) };
+    values
+}
+
+/// Writes `value` to every element of `slots`.
+fn fill_uninit(slots: &mut [MaybeUninit<f32>], value: f32) {
+    for slot in slots {
+        slot.write(value);
+    }
+}
+
 /// Computes a valid convolution as one gemm per image, `Y[o, p] = b[o] + sum_r W[o, r] *
-/// columns[r, p]` over the im2col columns, in parallel over groups of images. Every output
-/// element is one dot product of length `channels_in * kernel_h * kernel_w`, so the result
-/// does not depend on the number of threads.
+/// columns[r, p]` over the im2col columns, in parallel over groups of images. The bias is one more
+/// column of the weight matrix, matched by a row of ones under the im2col columns, so the gemm
+/// writes each output once and nothing fills it first. Every output element is one dot
+/// product of length `channels_in * kernel_h * kernel_w + 1`, so the result does not depend
+/// on the number of threads.
 fn conv_forward_flex_f32(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
     let (x, x_dims) = contiguous_f32(&x);
     let (weight, weight_dims) = contiguous_f32(&weight);
@@ -383,59 +449,61 @@ fn conv_forward_flex_f32(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) ->
     let rows = channels_in * kernel_h * kernel_w;
     let x_image = channels_in * height * width;
     let out_image = channels_out * positions;
-    let (x_values, weight_values, bias_values) =
-        (slice_f32(&x), slice_f32(&weight), slice_f32(&bias));
+    let x_values = slice_f32(&x);
+    // [channels_out x (rows + 1)]: each filter's weights, then its bias.
+    let weight_bias: Vec<f32> = slice_f32(&weight)
+        .chunks_exact(rows.max(1))
+        .zip(slice_f32(&bias))
+        .flat_map(|(filter, &b)| filter.iter().copied().chain([b]))
+        .collect();
+    let depth = rows + 1;
 
-    let mut output = vec![0f32; batch * out_image];
-    if out_image > 0 {
-        output
-            .par_chunks_mut(out_image * FORWARD_IMAGES_PER_TASK)
-            .enumerate()
-            .for_each(|(task, out_chunk)| {
-                let mut columns = vec![0f32; rows * positions];
-                for (k, out_img) in out_chunk.chunks_exact_mut(out_image).enumerate() {
-                    let image = task * FORWARD_IMAGES_PER_TASK + k;
-                    let x_img = &x_values[image * x_image..(image + 1) * x_image];
-                    im2col(
-                        x_img,
-                        [height, width],
-                        [kernel_h, kernel_w],
-                        out_w,
-                        &mut columns,
-                    );
-                    for (row, &b) in out_img.chunks_exact_mut(positions).zip(bias_values) {
-                        row.fill(b);
-                    }
-                    // SAFETY: `out_img` is [channels_out x positions] with row stride
-                    // `positions`, `weight_values` is [channels_out x rows] with row stride
-                    // `rows`, and `columns` is [rows x positions] with row stride `positions`.
-                    // The slices have exactly those lengths and do not overlap.
-                    unsafe {
-                        gemm::gemm(
-                            channels_out,
-                            positions,
-                            rows,
-                            out_img.as_mut_ptr(),
-                            1,
-                            positions as isize,
-                            true,
-                            weight_values.as_ptr(),
-                            1,
-                            rows as isize,
-                            columns.as_ptr(),
-                            1,
-                            positions as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
-                }
-            });
-    }
+    let fill = |task: usize, out_chunk: &mut [MaybeUninit<f32>]| {
+        // The last row stays all ones: im2col writes only the rows above it.
+        let mut columns = vec![1f32; depth * positions];
+        for (k, out_img) in out_chunk.chunks_exact_mut(out_image).enumerate() {
+            let image = task * FORWARD_IMAGES_PER_TASK + k;
+            let x_img = &x_values[image * x_image..(image + 1) * x_image];
+            im2col(
+                x_img,
+                [height, width],
+                [kernel_h, kernel_w],
+                out_w,
+                &mut columns[..rows * positions],
+            );
+            // SAFETY: `out_img` is [channels_out x positions] with row stride `positions`,
+            // `weight_bias` is [channels_out x depth] with row stride `depth`, and `columns` is
+            // [depth x positions] with row stride `positions`. The slices have exactly those
+            // lengths and do not overlap. With `read_dst` false the gemm only writes `out_img`,
+            // every element of it.
+            unsafe {
+                gemm::gemm(
+                    channels_out,
+                    positions,
+                    depth,
+                    out_img.as_mut_ptr().cast::<f32>(),
+                    1,
+                    positions as isize,
+                    false,
+                    weight_bias.as_ptr(),
+                    1,
+                    depth as isize,
+                    columns.as_ptr(),
+                    1,
+                    positions as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        }
+    };
+    let chunk = (out_image * FORWARD_IMAGES_PER_TASK).max(1);
+    // SAFETY: every chunk is whole images, and the gemm writes every element of each image.
+    let output = unsafe { par_filled(batch * out_image, chunk, fill) };
     FlexTensor::new(
         Bytes::from_elems(output),
         Layout::contiguous(Shape::from(vec![batch, channels_out, out_h, out_w])),
@@ -472,65 +540,119 @@ fn conv_x_grad_flex_f32(
     let grad_image = channels_out * positions;
     let (weight_values, grad_values) = (slice_f32(&weight), slice_f32(&grad));
 
-    let mut x_grad = vec![0f32; batch * x_image];
-    if x_image > 0 {
-        x_grad
-            .par_chunks_mut(x_image * FORWARD_IMAGES_PER_TASK)
-            .enumerate()
-            .for_each(|(task, x_chunk)| {
-                let mut columns = vec![0f32; rows * positions];
-                for (k, x_img) in x_chunk.chunks_exact_mut(x_image).enumerate() {
-                    let image = task * FORWARD_IMAGES_PER_TASK + k;
-                    let grad_img = &grad_values[image * grad_image..(image + 1) * grad_image];
-                    // SAFETY: `columns` is [rows x positions] with row stride `positions`,
-                    // W^T is [rows x channels_out] read from the [channels_out x rows] weight
-                    // with row stride 1 and column stride `rows`, and `grad_img` is
-                    // [channels_out x positions] with row stride `positions`. The slices have
-                    // exactly those lengths and do not overlap.
-                    unsafe {
-                        gemm::gemm(
-                            rows,
-                            positions,
-                            channels_out,
-                            columns.as_mut_ptr(),
-                            1,
-                            positions as isize,
-                            false,
-                            weight_values.as_ptr(),
-                            rows as isize,
-                            1,
-                            grad_img.as_ptr(),
-                            1,
-                            positions as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
-                    for (row, column) in columns.chunks_exact(positions).enumerate() {
-                        let (c, i, j) = (
-                            row / (kernel_h * kernel_w),
-                            row / kernel_w % kernel_h,
-                            row % kernel_w,
-                        );
-                        for (p_row, values) in column.chunks_exact(out_w).enumerate() {
-                            let at = c * height * width + (p_row + i) * width + j;
-                            for (dx, v) in x_img[at..at + out_w].iter_mut().zip(values) {
-                                *dx += v;
-                            }
-                        }
+    let fill = |task: usize, x_chunk: &mut [MaybeUninit<f32>]| {
+        let mut columns = vec![0f32; rows * positions];
+        for (k, x_img) in x_chunk.chunks_exact_mut(x_image).enumerate() {
+            let image = task * FORWARD_IMAGES_PER_TASK + k;
+            let grad_img = &grad_values[image * grad_image..(image + 1) * grad_image];
+            // SAFETY: `columns` is [rows x positions] with row stride `positions`, W^T is
+            // [rows x channels_out] read from the [channels_out x rows] weight with row
+            // stride 1 and column stride `rows`, and `grad_img` is [channels_out x positions]
+            // with row stride `positions`. The slices have exactly those lengths and do not
+            // overlap.
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    positions,
+                    channels_out,
+                    columns.as_mut_ptr(),
+                    1,
+                    positions as isize,
+                    false,
+                    weight_values.as_ptr(),
+                    rows as isize,
+                    1,
+                    grad_img.as_ptr(),
+                    1,
+                    positions as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            // Zeroed here rather than at allocation, so the image is still in cache when
+            // col2im adds onto it.
+            fill_uninit(x_img, 0.0);
+            // SAFETY: every element of `x_img` was just written.
+            let x_img = unsafe { &mut *(std::ptr::from_mut(x_img) as *mut [f32]) };
+            for (row, column) in columns.chunks_exact(positions).enumerate() {
+                let (c, i, j) = (
+                    row / (kernel_h * kernel_w),
+                    row / kernel_w % kernel_h,
+                    row % kernel_w,
+                );
+                for (p_row, values) in column.chunks_exact(out_w).enumerate() {
+                    let at = c * height * width + (p_row + i) * width + j;
+                    for (dx, v) in x_img[at..at + out_w].iter_mut().zip(values) {
+                        *dx += v;
                     }
                 }
-            });
-    }
+            }
+        }
+    };
+    let chunk = (x_image * FORWARD_IMAGES_PER_TASK).max(1);
+    // SAFETY: every chunk is whole images, and each image is zeroed before col2im adds to it.
+    let x_grad = unsafe { par_filled(batch * x_image, chunk, fill) };
     FlexTensor::new(
         Bytes::from_elems(x_grad),
         Layout::contiguous(Shape::from(x_dims.to_vec())),
         DType::F32,
     )
+}
+
+/// Computes the bias gradient of a convolution, `db[o] = sum over images and positions of
+/// dY[b, o, p]`, with images split into tasks of [`IMAGES_PER_TASK`] and the task sums added
+/// in order. burn's generic version first copies the whole gradient into `[o, b * p]` order.
+fn conv_bias_grad_flex_f32(output_grad: FlexTensor) -> FlexTensor {
+    let (grad, dims) = contiguous_f32(&output_grad);
+    let (batch, channels) = (dims[0], dims[1]);
+    let positions = dims[2] * dims[3];
+    let image = channels * positions;
+    let values = slice_f32(&grad);
+
+    let starts: Vec<usize> = (0..batch).step_by(IMAGES_PER_TASK).collect();
+    let partial_sums: Vec<Vec<f32>> = starts
+        .into_par_iter()
+        .map(|start| {
+            let mut sum = vec![0f32; channels];
+            let end = (start + IMAGES_PER_TASK).min(batch);
+            for img in values[start * image..end * image].chunks_exact(image.max(1)) {
+                for (s, row) in sum.iter_mut().zip(img.chunks_exact(positions.max(1))) {
+                    *s += sum_f32(row);
+                }
+            }
+            sum
+        })
+        .collect();
+    let mut total = vec![0f32; channels];
+    for partial in &partial_sums {
+        for (t, p) in total.iter_mut().zip(partial) {
+            *t += p;
+        }
+    }
+    FlexTensor::new(
+        Bytes::from_elems(total),
+        Layout::contiguous(Shape::from(vec![channels])),
+        DType::F32,
+    )
+}
+
+/// Sums `values` over 16 lanes, so the compiler can vectorize the loop (a single running f32
+/// sum must add one element after the other).
+fn sum_f32(values: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut lanes = [0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
 }
 
 /// Returns the elements of a contiguous Flex f32 tensor.
@@ -543,7 +665,18 @@ fn slice_f32(tensor: &FlexTensor) -> &[f32] {
     &storage[start..end]
 }
 
-/// Pools a contiguous or strided f32 `[b, c, h, w]` Flex tensor, one rayon task per few planes.
+/// Returns ReLU of a pooled value as burn-flex computes it: NaN stays NaN, and zero or below
+/// becomes zero.
+fn relu_f32(value: f32) -> f32 {
+    if value.is_nan() || value > 0.0 {
+        value
+    } else {
+        0.0
+    }
+}
+
+/// Applies ReLU and the 2x2 max-pool to a contiguous or strided f32 `[b, c, h, w]` Flex tensor,
+/// one rayon task per few planes.
 fn pool_flex_f32(x: FlexTensor) -> FlexTensor {
     let (x, dims) = contiguous_f32(&x);
     let (batch, channels, height, width) = (dims[0], dims[1], dims[2], dims[3]);
@@ -551,17 +684,16 @@ fn pool_flex_f32(x: FlexTensor) -> FlexTensor {
     let (in_plane, out_plane) = (height * width, out_h * out_w);
     let input = slice_f32(&x);
 
-    let mut output = vec![0f32; batch * channels * out_plane];
-    if out_plane > 0 {
-        output
-            .par_chunks_mut(out_plane * PLANES_PER_TASK)
-            .zip(input.par_chunks(in_plane * PLANES_PER_TASK))
-            .for_each(|(out, inp)| {
-                for (o, p) in out.chunks_mut(out_plane).zip(inp.chunks(in_plane)) {
-                    pool_plane(p, width, out_h, out_w, o, None);
-                }
-            });
-    }
+    let fill = |task: usize, out: &mut [MaybeUninit<f32>]| {
+        let first = task * PLANES_PER_TASK;
+        for (k, o) in out.chunks_exact_mut(out_plane).enumerate() {
+            let plane = &input[(first + k) * in_plane..(first + k + 1) * in_plane];
+            pool_plane(plane, width, out_w, o);
+        }
+    };
+    let chunk = (out_plane * PLANES_PER_TASK).max(1);
+    // SAFETY: every chunk is whole planes, and `pool_plane` writes every output of a plane.
+    let output = unsafe { par_filled(batch * channels * out_plane, chunk, fill) };
     FlexTensor::new(
         Bytes::from_elems(output),
         Layout::contiguous(Shape::from(vec![batch, channels, out_h, out_w])),
@@ -569,10 +701,10 @@ fn pool_flex_f32(x: FlexTensor) -> FlexTensor {
     )
 }
 
-/// Computes the input gradient of the 2x2 max-pool of `x`: finds each window's winner again
-/// with [`window_argmax`] (the rule of the forward pass) and writes the output gradient there.
-/// Recomputing it from `x`, which autodiff keeps anyway, saves the forward pass from writing
-/// an index per output.
+/// Computes the input gradient of ReLU and the 2x2 max-pool of `x`: finds each window's
+/// winner again with [`window_argmax`] (the rule of the forward pass) and writes the output
+/// gradient there, or zero if the winner is zero or below. Recomputing the winner from `x`,
+/// which autodiff keeps anyway, saves the forward pass from writing an index per output.
 fn unpool_flex_f32(x: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
     let (x, dims) = contiguous_f32(&x);
     let (grad, grad_dims) = contiguous_f32(&output_grad);
@@ -580,40 +712,23 @@ fn unpool_flex_f32(x: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
     let (out_h, out_w) = (height / POOL, width / POOL);
     assert!(
         grad_dims == [batch, channels, out_h, out_w],
-        "max_pool2x2_backward: output gradient {grad_dims:?} does not match input {dims:?}"
+        "relu_max_pool2x2_backward: output gradient {grad_dims:?} does not match input {dims:?}"
     );
     let (in_plane, out_plane) = (height * width, out_h * out_w);
     let (input, grads) = (slice_f32(&x), slice_f32(&grad));
 
-    let mut x_grad = vec![0f32; batch * channels * in_plane];
-    if out_plane > 0 {
-        x_grad
-            .par_chunks_mut(in_plane * PLANES_PER_TASK)
-            .zip(input.par_chunks(in_plane * PLANES_PER_TASK))
-            .zip(grads.par_chunks(out_plane * PLANES_PER_TASK))
-            .for_each(|((gx, xp), gp)| {
-                for ((gx, xp), gp) in gx
-                    .chunks_mut(in_plane)
-                    .zip(xp.chunks(in_plane))
-                    .zip(gp.chunks(out_plane))
-                {
-                    for oy in 0..out_h {
-                        let (top, bottom) = (2 * oy * width, (2 * oy + 1) * width);
-                        for ox in 0..out_w {
-                            let x0 = 2 * ox;
-                            let (best, _) = window_argmax([
-                                xp[top + x0],
-                                xp[top + x0 + 1],
-                                xp[bottom + x0],
-                                xp[bottom + x0 + 1],
-                            ]);
-                            let at = (2 * oy + best / POOL) * width + x0 + best % POOL;
-                            gx[at] = gp[oy * out_w + ox];
-                        }
-                    }
-                }
-            });
-    }
+    let fill = |task: usize, gx: &mut [MaybeUninit<f32>]| {
+        let first = task * PLANES_PER_TASK;
+        for (k, gx) in gx.chunks_exact_mut(in_plane).enumerate() {
+            let xp = &input[(first + k) * in_plane..(first + k + 1) * in_plane];
+            let gp = &grads[(first + k) * out_plane..(first + k + 1) * out_plane];
+            unpool_plane(xp, gp, width, out_w, gx);
+        }
+    };
+    let chunk = (in_plane * PLANES_PER_TASK).max(1);
+    // SAFETY: every chunk is whole planes; each plane's window rows are written in full
+    // (windows plus the odd column) and so is any row below the last window.
+    let x_grad = unsafe { par_filled(batch * channels * in_plane, chunk, fill) };
     FlexTensor::new(
         Bytes::from_elems(x_grad),
         Layout::contiguous(Shape::from(dims)),
@@ -648,37 +763,180 @@ fn window_argmax(candidates: [f32; 4]) -> (usize, f32) {
     )
 }
 
-/// Pools one `[height, width]` plane into `[out_h, out_w]`, writing argmax indices if asked.
-fn pool_plane(
-    plane: &[f32],
+/// Writes the input gradient of one `[height, width]` plane of ReLU and the 2x2 max-pool from
+/// the plane `x` and its `[height / 2, out_w]` output gradient `grad`: each window's winner
+/// gets its output gradient (zero if the winner is zero or below), and every other element,
+/// including the row and column an odd side leaves out, gets zero. Writes every element of
+/// `x_grad`.
+fn unpool_plane(
+    x: &[f32],
+    grad: &[f32],
     width: usize,
-    out_h: usize,
     out_w: usize,
-    out: &mut [f32],
-    mut indices: Option<&mut [i64]>,
+    x_grad: &mut [MaybeUninit<f32>],
 ) {
-    for oy in 0..out_h {
-        let top = &plane[2 * oy * width..];
-        let bottom = &plane[(2 * oy + 1) * width..];
-        let out_row = &mut out[oy * out_w..(oy + 1) * out_w];
-        for (ox, o) in out_row.iter_mut().enumerate() {
-            let x0 = 2 * ox;
-            let candidates = [top[x0], top[x0 + 1], bottom[x0], bottom[x0 + 1]];
-            let (best, value) = window_argmax(candidates);
-            *o = value;
-            if let Some(idx) = indices.as_deref_mut() {
-                let (dy, dx) = (best / POOL, best % POOL);
-                idx[oy * out_w + ox] = ((2 * oy + dy) * width + x0 + dx) as i64;
-            }
+    if out_w == 0 {
+        fill_uninit(x_grad, 0.0);
+        return;
+    }
+    let pairs = x.chunks_exact(POOL * width);
+    let mut grad_pairs = x_grad.chunks_exact_mut(POOL * width);
+    for ((rows, grad_row), grad_rows) in pairs.zip(grad.chunks_exact(out_w)).zip(&mut grad_pairs) {
+        let (top, bottom) = rows.split_at(width);
+        let (grad_top, grad_bottom) = grad_rows.split_at_mut(width);
+        unpool_row_pair(top, bottom, grad_row, grad_top, grad_bottom);
+        // The column an odd width leaves out.
+        fill_uninit(&mut grad_top[POOL * out_w..], 0.0);
+        fill_uninit(&mut grad_bottom[POOL * out_w..], 0.0);
+    }
+    // The row an odd height leaves out.
+    fill_uninit(grad_pairs.into_remainder(), 0.0);
+}
+
+/// Writes the gradient of one row pair of 2x2 windows: `top` and `bottom` are the two input
+/// rows, `grad` the output gradients of their `grad.len()` windows. Eight windows at a time
+/// run on AVX2 where the CPU has it, the rest through [`unpool_window`].
+fn unpool_row_pair(
+    top: &[f32],
+    bottom: &[f32],
+    grad: &[f32],
+    grad_top: &mut [MaybeUninit<f32>],
+    grad_bottom: &mut [MaybeUninit<f32>],
+) {
+    let n = grad.len();
+    let (top, bottom) = (&top[..POOL * n], &bottom[..POOL * n]);
+    let (grad_top, grad_bottom) = (&mut grad_top[..POOL * n], &mut grad_bottom[..POOL * n]);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if n >= 8 && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, and all four rows hold 2n elements.
+        done = unsafe { unpool_row_pair_avx2(top, bottom, grad, grad_top, grad_bottom) };
+    }
+    for i in done..n {
+        let window = [top[2 * i], top[2 * i + 1], bottom[2 * i], bottom[2 * i + 1]];
+        let [a, b, c, d] = unpool_window(window, grad[i]);
+        grad_top[2 * i].write(a);
+        grad_top[2 * i + 1].write(b);
+        grad_bottom[2 * i].write(c);
+        grad_bottom[2 * i + 1].write(d);
+    }
+}
+
+/// Returns the input gradient of one 2x2 window of ReLU and max-pool: `grad` at the winner
+/// (the rule of [`window_argmax`]) if the winner is positive or NaN, zero elsewhere.
+///
+/// The selects are written as bit masks: with plain `if`s the compiler chose branches, and
+/// the winner of a ReLU output is too unpredictable for them (perf showed the loop stalled on
+/// mispredictions).
+#[inline(always)]
+fn unpool_window(window: [f32; 4], grad: f32) -> [f32; 4] {
+    let mask = |keep: bool| 0u32.wrapping_sub(u32::from(keep));
+    let select =
+        |keep: u32, x: f32, y: f32| f32::from_bits((x.to_bits() & keep) | (y.to_bits() & !keep));
+    let [a, b, c, d] = window;
+    let take_b = mask((b > a) | b.is_nan());
+    let value = select(take_b, b, a);
+    let take_c = mask((c > value) | c.is_nan());
+    let value = select(take_c, c, value);
+    let take_d = mask((d > value) | d.is_nan());
+    let value = select(take_d, d, value);
+    let g = grad.to_bits() & mask((value > 0.0) | value.is_nan());
+    [
+        f32::from_bits(g & !(take_b | take_c | take_d)),
+        f32::from_bits(g & take_b & !(take_c | take_d)),
+        f32::from_bits(g & take_c & !take_d),
+        f32::from_bits(g & take_d),
+    ]
+}
+
+/// Runs [`unpool_window`] on groups of eight windows with AVX2 and returns how many windows
+/// it wrote (a multiple of eight); the caller does the rest.
+///
+/// # Safety
+/// The CPU must support AVX2. `top`, `bottom`, `grad_top` and `grad_bottom` must hold
+/// `2 * grad.len()` elements each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn unpool_row_pair_avx2(
+    top: &[f32],
+    bottom: &[f32],
+    grad: &[f32],
+    grad_top: &mut [MaybeUninit<f32>],
+    grad_bottom: &mut [MaybeUninit<f32>],
+) -> usize {
+    use std::arch::x86_64::*;
+    let groups = grad.len() / 8;
+    for k in 0..groups {
+        // SAFETY: group k reads and writes elements 16k..16k + 16 of the rows and 8k..8k + 8
+        // of `grad`, all within the lengths the caller guarantees; unaligned loads and stores.
+        unsafe {
+            let load = |row: &[f32], at: usize| _mm256_loadu_ps(row.as_ptr().add(at));
+            let (t0, t1) = (load(top, 16 * k), load(top, 16 * k + 8));
+            let (b0, b1) = (load(bottom, 16 * k), load(bottom, 16 * k + 8));
+            // Even and odd elements of each row: windows in the order 0 1 4 5 2 3 6 7.
+            let a = _mm256_shuffle_ps::<0b10_00_10_00>(t0, t1);
+            let b = _mm256_shuffle_ps::<0b11_01_11_01>(t0, t1);
+            let c = _mm256_shuffle_ps::<0b10_00_10_00>(b0, b1);
+            let d = _mm256_shuffle_ps::<0b11_01_11_01>(b0, b1);
+            // The gradients in the same order: 64-bit pairs 0 2 1 3.
+            let g = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                _mm256_loadu_ps(grad.as_ptr().add(8 * k)),
+            )));
+            let wins = |challenger: __m256, current: __m256| {
+                _mm256_or_ps(
+                    _mm256_cmp_ps::<_CMP_GT_OQ>(challenger, current),
+                    _mm256_cmp_ps::<_CMP_UNORD_Q>(challenger, challenger),
+                )
+            };
+            let take_b = wins(b, a);
+            let value = _mm256_blendv_ps(a, b, take_b);
+            let take_c = wins(c, value);
+            let value = _mm256_blendv_ps(value, c, take_c);
+            let take_d = wins(d, value);
+            let value = _mm256_blendv_ps(value, d, take_d);
+            let g = _mm256_and_ps(g, wins(value, _mm256_setzero_ps()));
+            let later_cd = _mm256_or_ps(take_c, take_d);
+            let out_a = _mm256_andnot_ps(_mm256_or_ps(take_b, later_cd), g);
+            let out_b = _mm256_and_ps(_mm256_andnot_ps(later_cd, take_b), g);
+            let out_c = _mm256_and_ps(_mm256_andnot_ps(take_d, take_c), g);
+            let out_d = _mm256_and_ps(take_d, g);
+            // Interleaving each lane's first and last two windows restores the row order.
+            let store = |row: &mut [MaybeUninit<f32>], at: usize, v: __m256| {
+                _mm256_storeu_ps(row.as_mut_ptr().add(at).cast::<f32>(), v);
+            };
+            store(grad_top, 16 * k, _mm256_unpacklo_ps(out_a, out_b));
+            store(grad_top, 16 * k + 8, _mm256_unpackhi_ps(out_a, out_b));
+            store(grad_bottom, 16 * k, _mm256_unpacklo_ps(out_c, out_d));
+            store(grad_bottom, 16 * k + 8, _mm256_unpackhi_ps(out_c, out_d));
+        }
+    }
+    8 * groups
+}
+
+/// Pools one `[height, width]` plane into `[height / 2, out_w]` and applies ReLU to each
+/// pooled value. Writes every element of `out`.
+fn pool_plane(plane: &[f32], width: usize, out_w: usize, out: &mut [MaybeUninit<f32>]) {
+    if out_w == 0 {
+        return;
+    }
+    for (rows, out_row) in plane
+        .chunks_exact(POOL * width)
+        .zip(out.chunks_exact_mut(out_w))
+    {
+        let (top, bottom) = rows.split_at(width);
+        let windows = top.chunks_exact(POOL).zip(bottom.chunks_exact(POOL));
+        for ((t, b), o) in windows.zip(out_row) {
+            let (_, value) = window_argmax([t[0], t[1], b[0], b[1]]);
+            o.write(relu_f32(value));
         }
     }
 }
 
-/// Backward of [`FastOps::max_pool2x2`], through [`MaxPool2x2BackwardOps`].
+/// Backward of [`FastOps::relu_max_pool2x2`], through [`ReluMaxPool2x2BackwardOps`].
 #[derive(Debug)]
-struct MaxPool2x2Backward;
+struct ReluMaxPool2x2Backward;
 
-impl<B: Backend + MaxPool2x2BackwardOps> Backward<B, 1> for MaxPool2x2Backward {
+impl<B: Backend + ReluMaxPool2x2BackwardOps> Backward<B, 1> for ReluMaxPool2x2Backward {
     type State = NodeId;
 
     fn backward(
@@ -691,7 +949,7 @@ impl<B: Backend + MaxPool2x2BackwardOps> Backward<B, 1> for MaxPool2x2Backward {
         let grad = grads.consume::<B>(&ops.node);
         let x: FloatTensor<B> = checkpointer.retrieve_node_output(ops.state);
         if let Some(node) = parent {
-            let x_grad = B::max_pool2x2_backward(x, grad);
+            let x_grad = B::relu_max_pool2x2_backward(x, grad);
             grads.register::<B>(node.id, x_grad);
         }
     }
@@ -727,14 +985,14 @@ impl<B: Backend + ConvValidBackwardOps> Backward<B, 3> for ConvValidBackward {
             grads.register::<B>(node.id, weight_grad);
         }
         if let Some(node) = node_bias {
-            grads.register::<B>(node.id, B::conv2d_bias_backward(x, bias, grad));
+            grads.register::<B>(node.id, B::conv2d_valid_bias_backward(x, bias, grad));
         }
     }
 }
 
 impl<B, C> FastOps for Autodiff<B, C>
 where
-    B: Backend + FastOps + MaxPool2x2BackwardOps + ConvValidBackwardOps,
+    B: Backend + FastOps + ReluMaxPool2x2BackwardOps + ConvValidBackwardOps,
     C: CheckpointStrategy,
 {
     fn conv2d_valid(
@@ -766,17 +1024,17 @@ where
         }
     }
 
-    fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match MaxPool2x2Backward
+    fn relu_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match ReluMaxPool2x2Backward
             .prepare::<C>([x.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
-                prep.finish(x_state, B::max_pool2x2(x.into_primitive()))
+                prep.finish(x_state, B::relu_max_pool2x2(x.into_primitive()))
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::max_pool2x2(x.into_primitive())),
+            OpsKind::UnTracked(prep) => prep.finish(B::relu_max_pool2x2(x.into_primitive())),
         }
     }
 }
@@ -805,17 +1063,18 @@ pub fn conv2d_valid(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
-/// Applies a 2x2 max-pool with stride 2 (floor rounding), the same as burn's `MaxPool2d` with
-/// kernel `[2, 2]`, through [`FastOps`] on Flex devices and burn's `max_pool2d` elsewhere.
+/// Applies ReLU and then a 2x2 max-pool with stride 2 (floor rounding), in one pass through
+/// [`FastOps::relu_max_pool2x2`] on Flex devices and as burn's `relu` and `max_pool2d`
+/// elsewhere. The values and gradients are those of the two separate ops.
 ///
 /// # Shapes
 /// - x: `[batch_size, channels, height, width]`
 /// - output: `[batch_size, channels, height / 2, width / 2]`
-pub fn max_pool2x2(x: Tensor<4>) -> Tensor<4> {
+pub fn relu_max_pool2x2(x: Tensor<4>) -> Tensor<4> {
     if x.device().inner() == Device::flex() {
-        Tensor::from_dispatch(<Dispatch as FastOps>::max_pool2x2(x.into_dispatch()))
+        Tensor::from_dispatch(<Dispatch as FastOps>::relu_max_pool2x2(x.into_dispatch()))
     } else {
-        burn::tensor::module::max_pool2d(x, MaxPoolOptions::new([POOL; 2]))
+        burn::tensor::module::max_pool2d(relu(x), MaxPoolOptions::new([POOL; 2]))
     }
 }
 
@@ -823,6 +1082,45 @@ pub fn max_pool2x2(x: Tensor<4>) -> Tensor<4> {
 mod tests {
     use super::*;
     use burn::tensor::module::max_pool2d;
+
+    /// Runs [`pool_plane`] and [`unpool_plane`] on a `[height, width]` plane. Returns the pooled
+    /// values and, per window, the flat index of the element its gradient reaches (`None` if
+    /// ReLU stops it). Checks that the backward pass writes every element of the plane.
+    fn pool_and_winners(
+        plane: &[f32],
+        width: usize,
+        out_h: usize,
+        out_w: usize,
+    ) -> (Vec<f32>, Vec<Option<usize>>) {
+        // Sentinels that neither pass may leave behind.
+        let mut out = vec![MaybeUninit::new(f32::INFINITY); out_h * out_w];
+        pool_plane(plane, width, out_w, &mut out);
+        // SAFETY: every element was initialised above.
+        let values: Vec<f32> = out.iter().map(|v| unsafe { v.assume_init() }).collect();
+        assert!(
+            values.iter().all(|v| v.is_finite() || v.is_nan()),
+            "{values:?}"
+        );
+
+        // Window k gets output gradient k + 1, so the gradient tells which window it came from.
+        let grad: Vec<f32> = (1..=out_h * out_w).map(|k| k as f32).collect();
+        let mut x_grad = vec![MaybeUninit::new(f32::INFINITY); plane.len()];
+        unpool_plane(plane, &grad, width, out_w, &mut x_grad);
+        // SAFETY: every element was initialised above.
+        let x_grad: Vec<f32> = x_grad.iter().map(|v| unsafe { v.assume_init() }).collect();
+        assert!(x_grad.iter().all(|v| v.is_finite()), "{x_grad:?}");
+        let winners = grad
+            .iter()
+            .map(|&g| {
+                let reached: Vec<usize> = (0..plane.len()).filter(|&i| x_grad[i] == g).collect();
+                assert!(reached.len() <= 1, "gradient {g} reaches {reached:?}");
+                reached.first().copied()
+            })
+            .collect();
+        let nonzero = x_grad.iter().filter(|&&v| v != 0.0).count();
+        assert!(nonzero <= out_h * out_w, "stray gradients in {x_grad:?}");
+        (values, winners)
+    }
 
     #[test]
     fn pool_plane_drops_odd_edges() {
@@ -835,39 +1133,57 @@ mod tests {
             3.0, 0.0, 2.0, 7.0, 9.0,
             100.0, 100.0, 100.0, 100.0, 100.0,
         ];
-        let (mut out, mut idx) = ([0.0; 2], [0; 2]);
-        pool_plane(&plane, 5, 1, 2, &mut out, Some(&mut idx));
+        let (out, winners) = pool_and_winners(&plane, 5, 1, 2);
         assert_eq!(out, [5.0, 7.0]);
-        assert_eq!(idx, [1, 8]);
+        assert_eq!(winners, [Some(1), Some(8)]);
     }
 
     #[test]
     fn pool_plane_ties_and_nan() {
-        // Window 0 is four zeros (what ReLU leaves): the first, index 0, wins. Window 1 contains
-        // NaN at (0, 2), 1, 2 and NaN at (1, 3): a NaN wins and the last one is reported, flat
-        // index 4 + 3 = 7, as in burn-flex 0.22.1's max_pool3d_with_indices_impl.
+        // Window 0 holds zeros (what ReLU leaves) and a 3 at (1, 1), flat index 7, and
+        // window 1 ties 4 at (0, 2) and (1, 2): the first one, index 2, wins. Window 2 contains
+        // NaN at (0, 4), 1, 2 and NaN at (1, 5): a NaN wins and the last one gets the gradient,
+        // flat index 6 + 5 = 11, as in burn-flex 0.22.1's max_pool3d_with_indices_impl.
         #[rustfmt::skip]
         let plane = [
-            0.0, 0.0, f32::NAN, 1.0,
-            0.0, 0.0, 2.0, f32::NAN,
+            0.0, 0.0, 4.0, 1.0, f32::NAN, 1.0,
+            0.0, 3.0, 4.0, 0.0, 2.0, f32::NAN,
         ];
-        let (mut out, mut idx) = ([1.0; 2], [-1; 2]);
-        pool_plane(&plane, 4, 1, 2, &mut out, Some(&mut idx));
-        assert_eq!(out[0], 0.0);
+        let (out, winners) = pool_and_winners(&plane, 6, 1, 3);
+        assert_eq!(out[..2], [3.0, 4.0]);
         assert!(
-            out[1].is_nan(),
+            out[2].is_nan(),
             "a NaN in the window gives NaN, got {}",
-            out[1]
+            out[2]
         );
-        assert_eq!(idx, [0, 7]);
+        assert_eq!(winners, [Some(7), Some(2), Some(11)]);
     }
 
-    /// Values 0, 0.25 and 0.5 in `[b, c, h, w]`, three in five of them zero, so many windows tie as
+    #[test]
+    fn pool_plane_applies_relu_after_the_maximum() {
+        // Window 0 is all negative: its maximum -1 becomes 0 and passes no gradient. Window 1
+        // holds a zero and negatives: 0, no gradient. Window 2 mixes signs: 0.5 at flat index 4
+        // survives and gets the gradient.
+        #[rustfmt::skip]
+        let plane = [
+            -3.0, -2.0, -1.0, 0.0, 0.5, -9.0,
+            -1.0, -4.0, -5.0, -0.5, -2.0, -1.0,
+        ];
+        let (out, winners) = pool_and_winners(&plane, 6, 1, 3);
+        assert_eq!(out, [0.0, 0.0, 0.5]);
+        assert!(
+            out.iter().all(|v| v.is_sign_positive()),
+            "ReLU gives +0, got {out:?}"
+        );
+        assert_eq!(winners, [None, None, Some(4)]);
+    }
+
+    /// Values -0.5, -0.25, 0, 0.25 and 0.5 in `[b, c, h, w]`, so many windows tie before and
     /// after ReLU, and one NaN.
     fn tied_input(dims: [usize; 4], device: &Device) -> Tensor<4> {
         let count: usize = dims.iter().product();
         let mut values: Vec<f32> = (0..count)
-            .map(|k| ((k * 7919 % 5) as f32 - 2.0).max(0.0) * 0.25)
+            .map(|k| ((k * 7919 % 5) as f32 - 2.0) * 0.25)
             .collect();
         values[count / 3] = f32::NAN;
         Tensor::from_data(TensorData::new(values, dims), device)
@@ -879,7 +1195,7 @@ mod tests {
     }
 
     #[test]
-    fn flex_pool_equals_burn_max_pool2d() {
+    fn flex_relu_pool_equals_burn_relu_then_max_pool2d() {
         let device = Device::flex();
         // Odd sides (11 and 9) check the floor rounding. The swapped view checks that a
         // non-contiguous input is read in logical order.
@@ -887,9 +1203,9 @@ mod tests {
             tied_input([3, 4, 11, 9], &device),
             tied_input([3, 4, 9, 11], &device).swap_dims(2, 3),
         ] {
-            let fast = max_pool2x2(x.clone());
+            let fast = relu_max_pool2x2(x.clone());
             assert_eq!(fast.dims(), [3, 4, 5, 4]);
-            let reference = max_pool2d(x.clone(), MaxPoolOptions::new([POOL; 2]));
+            let reference = max_pool2d(relu(x.clone()), MaxPoolOptions::new([POOL; 2]));
             assert_eq!(bits(fast), bits(reference));
         }
     }
@@ -913,16 +1229,63 @@ mod tests {
     }
 
     #[test]
-    fn autodiff_pool_equals_burn_max_pool2d() {
+    fn autodiff_relu_pool_equals_burn_relu_then_max_pool2d() {
         let device = Device::flex().autodiff();
-        let x = tied_input([2, 3, 9, 11], &device);
-        let (fast, fast_grad) = pool_and_gradient(x.clone(), max_pool2x2);
-        let (reference, reference_grad) =
-            pool_and_gradient(x, |x| max_pool2d(x, MaxPoolOptions::new([POOL; 2])));
-        assert_eq!(bits(fast), bits(reference));
-        // The weights are distinct, so a gradient routed to another element of its window
-        // (or dropped) changes the bits.
-        assert_eq!(bits(fast_grad), bits(reference_grad));
+        // Rows of 5 windows run through the scalar code only. Rows of 17 windows (width 35)
+        // also run two groups of 8 through the AVX2 code, on CPUs that have it, and leave an
+        // odd column.
+        for dims in [[2, 3, 9, 11], [2, 3, 8, 35]] {
+            let x = tied_input(dims, &device);
+            let (fast, fast_grad) = pool_and_gradient(x.clone(), relu_max_pool2x2);
+            let (reference, reference_grad) =
+                pool_and_gradient(x, |x| max_pool2d(relu(x), MaxPoolOptions::new([POOL; 2])));
+            assert_eq!(bits(fast), bits(reference), "{dims:?}");
+            // The weights are distinct, so a gradient routed to another element of its window
+            // (or dropped) changes the bits.
+            assert_eq!(bits(fast_grad), bits(reference_grad), "{dims:?}");
+        }
+    }
+
+    #[test]
+    fn scalar_and_vector_unpool_agree_on_every_tie_and_nan_pattern() {
+        // All 6^4 windows over the values -1, 0, 0.5 (twice, so ties), 2 and NaN, each with a
+        // distinct gradient, through `unpool_row_pair` (AVX2 for groups of 8 where available)
+        // and through `unpool_window` alone.
+        let values = [-1.0, 0.0, 0.5, 0.5, 2.0, f32::NAN];
+        let windows: Vec<[f32; 4]> = (0..6usize.pow(4))
+            .map(|k| [k % 6, k / 6 % 6, k / 36 % 6, k / 216].map(|i| values[i]))
+            .collect();
+        let n = windows.len();
+        let top: Vec<f32> = windows.iter().flat_map(|w| [w[0], w[1]]).collect();
+        let bottom: Vec<f32> = windows.iter().flat_map(|w| [w[2], w[3]]).collect();
+        let grad: Vec<f32> = (1..=n).map(|k| k as f32).collect();
+        let mut grad_top = vec![MaybeUninit::new(f32::INFINITY); 2 * n];
+        let mut grad_bottom = vec![MaybeUninit::new(f32::INFINITY); 2 * n];
+        unpool_row_pair(&top, &bottom, &grad, &mut grad_top, &mut grad_bottom);
+        for (i, window) in windows.iter().enumerate() {
+            // SAFETY: initialised above.
+            let row_pair = [
+                grad_top[2 * i],
+                grad_top[2 * i + 1],
+                grad_bottom[2 * i],
+                grad_bottom[2 * i + 1],
+            ]
+            .map(|v| unsafe { v.assume_init() });
+            let expected = unpool_window(*window, grad[i]);
+            assert_eq!(
+                row_pair.map(f32::to_bits),
+                expected.map(f32::to_bits),
+                "window {window:?}"
+            );
+            // And the rule itself: the gradient reaches window_argmax's winner when ReLU keeps it.
+            let (best, value) = window_argmax(*window);
+            let reached = if relu_f32(value) == 0.0 { 0.0 } else { grad[i] };
+            assert_eq!(expected[best], reached, "window {window:?}");
+            assert_eq!(
+                expected.iter().filter(|&&v| v != 0.0).count(),
+                usize::from(reached != 0.0)
+            );
+        }
     }
 
     /// Deterministic values in `[-1, 1)` of the given shape.
@@ -979,24 +1342,19 @@ mod tests {
         let reference = conv_and_gradients(|x, weight, bias| {
             burn::tensor::module::conv2d(x, weight, Some(bias), valid_options())
         });
-        let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        // The bias gradient comes from burn's own op on both paths, applied to the same output
-        // gradient (the fixed weights of the sum).
-        assert!(
-            bits(&fast[3]) == bits(&reference[3]),
-            "bias gradient differs"
-        );
 
         // Each output is a bias plus 3 x 3 x 2 = 18 products of values below 1, summed in
         // another order than burn's, so the two differ by a few 2^-24, far below 1e-5. The
         // input gradient sums at most 5 x 3 x 2 = 30 products per element, so 1e-5 is met
-        // too. The weight gradient sums 37 x 7 x 7 = 1,813 products in another order, so they
-        // differ by about sqrt(1,813) * 2^-24 = 2.5e-6 of the largest term, below 1e-4. A
-        // wrong index or a dropped image changes an element by O(1).
+        // too. The weight gradient sums 37 x 7 x 7 = 1,813 products in another order, and the
+        // bias gradient as many output gradients, so they differ by about
+        // sqrt(1,813) * 2^-24 = 2.5e-6 of the largest term, below 1e-4. A wrong index or a
+        // dropped image changes an element by O(1).
         for (index, name, count, tolerance) in [
             (0, "output", 37 * 5 * 7 * 7, 1e-5),
             (1, "x gradient", 37 * 3 * 9 * 8, 1e-5),
             (2, "weight gradient", 5 * 3 * 3 * 2, 1e-4),
+            (3, "bias gradient", 5, 1e-4),
         ] {
             assert_eq!(fast[index].len(), count, "{name} length");
             for (k, (a, b)) in fast[index].iter().zip(&reference[index]).enumerate() {

@@ -126,17 +126,16 @@ impl ShallowCnn {
                 layer.forward(x)
             }
         };
-        let pool = |x: Tensor<4>| {
+        // ReLU then max-pool; the fast kernel does both in one pass.
+        let relu_pool = |x: Tensor<4>| {
             if fast {
-                fast_ops::max_pool2x2(x)
+                fast_ops::relu_max_pool2x2(x)
             } else {
-                self.pool.forward(x)
+                self.pool.forward(relu(x))
             }
         };
-        let x = relu(conv(&self.conv1, images)); // [b, 32, 26, 26] for 28x28
-        let x = pool(x); // [b, 32, 13, 13]
-        let x = relu(conv(&self.conv2, x)); // [b, 64, 11, 11]
-        let x = pool(x); // [b, 64, 5, 5]
+        let x = relu_pool(conv(&self.conv1, images)); // [b, 32, 13, 13] for 28x28
+        let x = relu_pool(conv(&self.conv2, x)); // [b, 64, 5, 5]
         let x = relu(conv(&self.conv3, x)); // [b, 64, 3, 3]
         let x: Tensor<2> = x.flatten(1, 3); // [b, 576]
         let x = relu(self.fc1.forward(x)); // [b, 64]
