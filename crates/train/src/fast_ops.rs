@@ -726,8 +726,8 @@ fn unpool_flex_f32(x: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
         }
     };
     let chunk = (in_plane * PLANES_PER_TASK).max(1);
-    // SAFETY: every chunk is whole planes; each plane's window rows are written in full
-    // (windows plus the odd column) and so is any row below the last window.
+    // SAFETY: every chunk is whole planes. `unpool_plane` writes each window row in full, odd
+    // column included, and any row below the last window.
     let x_grad = unsafe { par_filled(batch * channels * in_plane, chunk, fill) };
     FlexTensor::new(
         Bytes::from_elems(x_grad),
@@ -763,11 +763,10 @@ fn window_argmax(candidates: [f32; 4]) -> (usize, f32) {
     )
 }
 
-/// Writes the input gradient of one `[height, width]` plane of ReLU and the 2x2 max-pool from
-/// the plane `x` and its `[height / 2, out_w]` output gradient `grad`: each window's winner
-/// gets its output gradient (zero if the winner is zero or below), and every other element,
-/// including the row and column an odd side leaves out, gets zero. Writes every element of
-/// `x_grad`.
+/// Writes the input gradient of ReLU and the 2x2 max-pool for one `[height, width]` plane `x`
+/// and its `[height / 2, out_w]` output gradient `grad`. Each window's winner gets its output
+/// gradient, or zero if the winner is zero or below. Every other element gets zero, including
+/// the row and column an odd side leaves out, so every element of `x_grad` is written.
 fn unpool_plane(
     x: &[f32],
     grad: &[f32],
@@ -868,7 +867,7 @@ unsafe fn unpool_row_pair_avx2(
     let groups = grad.len() / 8;
     for k in 0..groups {
         // SAFETY: group k reads and writes elements 16k..16k + 16 of the rows and 8k..8k + 8
-        // of `grad`, all within the lengths the caller guarantees; unaligned loads and stores.
+        // of `grad`, within the lengths the caller guarantees. Loads and stores are unaligned.
         unsafe {
             let load = |row: &[f32], at: usize| _mm256_loadu_ps(row.as_ptr().add(at));
             let (t0, t1) = (load(top, 16 * k), load(top, 16 * k + 8));
@@ -1102,7 +1101,7 @@ mod tests {
             "{values:?}"
         );
 
-        // Window k gets output gradient k + 1, so the gradient tells which window it came from.
+        // Window k gets output gradient k + 1, so each gradient value identifies its window.
         let grad: Vec<f32> = (1..=out_h * out_w).map(|k| k as f32).collect();
         let mut x_grad = vec![MaybeUninit::new(f32::INFINITY); plane.len()];
         unpool_plane(plane, &grad, width, out_w, &mut x_grad);
@@ -1140,7 +1139,7 @@ mod tests {
 
     #[test]
     fn pool_plane_ties_and_nan() {
-        // Window 0 holds zeros (what ReLU leaves) and a 3 at (1, 1), flat index 7, and
+        // Window 0 contains zeros (what ReLU leaves) and a 3 at (1, 1), flat index 7, and
         // window 1 ties 4 at (0, 2) and (1, 2): the first one, index 2, wins. Window 2 contains
         // NaN at (0, 4), 1, 2 and NaN at (1, 5): a NaN wins and the last one gets the gradient,
         // flat index 6 + 5 = 11, as in burn-flex 0.22.1's max_pool3d_with_indices_impl.
@@ -1162,7 +1161,7 @@ mod tests {
     #[test]
     fn pool_plane_applies_relu_after_the_maximum() {
         // Window 0 is all negative: its maximum -1 becomes 0 and passes no gradient. Window 1
-        // holds a zero and negatives: 0, no gradient. Window 2 mixes signs: 0.5 at flat index 4
+        // contains a zero and negatives: 0, no gradient. Window 2 mixes signs: 0.5 at flat index 4
         // survives and gets the gradient.
         #[rustfmt::skip]
         let plane = [
@@ -1247,7 +1246,7 @@ mod tests {
     }
 
     #[test]
-    fn scalar_and_vector_unpool_agree_on_every_tie_and_nan_pattern() {
+    fn avx2_and_scalar_unpool_agree() {
         // All 6^4 windows over the values -1, 0, 0.5 (twice, so ties), 2 and NaN, each with a
         // distinct gradient, through `unpool_row_pair` (AVX2 for groups of 8 where available)
         // and through `unpool_window` alone.
@@ -1255,6 +1254,7 @@ mod tests {
         let windows: Vec<[f32; 4]> = (0..6usize.pow(4))
             .map(|k| [k % 6, k / 6 % 6, k / 36 % 6, k / 216].map(|i| values[i]))
             .collect();
+
         let n = windows.len();
         let top: Vec<f32> = windows.iter().flat_map(|w| [w[0], w[1]]).collect();
         let bottom: Vec<f32> = windows.iter().flat_map(|w| [w[2], w[3]]).collect();
@@ -1262,6 +1262,7 @@ mod tests {
         let mut grad_top = vec![MaybeUninit::new(f32::INFINITY); 2 * n];
         let mut grad_bottom = vec![MaybeUninit::new(f32::INFINITY); 2 * n];
         unpool_row_pair(&top, &bottom, &grad, &mut grad_top, &mut grad_bottom);
+
         for (i, window) in windows.iter().enumerate() {
             // SAFETY: initialised above.
             let row_pair = [
@@ -1277,6 +1278,7 @@ mod tests {
                 expected.map(f32::to_bits),
                 "window {window:?}"
             );
+
             // And the rule itself: the gradient reaches window_argmax's winner when ReLU keeps it.
             let (best, value) = window_argmax(*window);
             let reached = if relu_f32(value) == 0.0 { 0.0 } else { grad[i] };
