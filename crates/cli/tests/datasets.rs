@@ -220,3 +220,55 @@ fn folder_class_without_images_is_flagged() {
         "{stderr}"
     );
 }
+
+/// Returns an IDX file: magic number, big-endian dimensions, then the bytes.
+fn idx_file(magic: u32, dims: &[u32], bytes: &[u8]) -> Vec<u8> {
+    let mut file = magic.to_be_bytes().to_vec();
+    for dim in dims {
+        file.extend(dim.to_be_bytes());
+    }
+    file.extend(bytes);
+    file
+}
+
+#[test]
+fn idx_corrupt_label_is_flagged() {
+    // Four 2x2 train images labelled 0, 1, 0 and 200: one corrupt byte makes 201 classes,
+    // of which 2 to 199 have no image.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("idx");
+    fs::create_dir_all(&data).unwrap();
+    let pixels: Vec<u8> = (0..16).collect();
+    for (name, file) in [
+        (
+            "train-images-idx3-ubyte",
+            idx_file(2051, &[4, 2, 2], &pixels),
+        ),
+        (
+            "train-labels-idx1-ubyte",
+            idx_file(2049, &[4], &[0, 1, 0, 200]),
+        ),
+        (
+            "t10k-images-idx3-ubyte",
+            idx_file(2051, &[2, 2, 2], &pixels[..8]),
+        ),
+        ("t10k-labels-idx1-ubyte", idx_file(2049, &[2], &[1, 0])),
+    ] {
+        fs::write(data.join(name), file).unwrap();
+    }
+    let spec = format!("idx:{}", data.display());
+    let output = toploss()
+        .args(["train", "--data", &spec, "--epochs", "1", "--model", "mlp"])
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("198 of the 201 classes"), "{stderr}");
+    assert!(stderr.contains("2-199"), "{stderr}");
+    assert!(
+        stderr.contains("sample 3 of") && stderr.contains("train-labels-idx1-ubyte"),
+        "{stderr}"
+    );
+}

@@ -504,6 +504,25 @@ pub fn load(spec: &DatasetSpec) -> Result<Dataset, Error> {
             let max_label = train.labels.iter().chain(&test.labels).max().copied();
             // Both splits are non-empty, so there is a largest label.
             let count = max_label.map_or(0, |max| max as usize + 1);
+            let unused = classes_without_labels(&train.labels, count);
+            if let (Some(max), false) = (max_label, unused.is_empty()) {
+                // One corrupt label byte would make up classes, so name where the largest is.
+                let (path, id) = match train.labels.iter().position(|&label| label == max) {
+                    Some(id) => (&files.train_labels, id),
+                    None => {
+                        let id = test.labels.iter().position(|&label| label == max);
+                        (&files.test_labels, id.unwrap_or(0))
+                    }
+                };
+                tracing::warn!(
+                    "{} of the {count} classes 0 to {max} (from the largest label, {max} at \
+                     sample {id} of {}) have no training image: {}; the model can never \
+                     predict them. Check that label file if it should have fewer classes",
+                    unused.len(),
+                    path.display(),
+                    format_ranges(&unused),
+                );
+            }
             (0..count).map(|class| class.to_string()).collect()
         }
     };
@@ -574,6 +593,36 @@ fn decode_split(
     })
 }
 
+/// Returns the classes below `count` that no label in `labels` uses, in increasing order.
+fn classes_without_labels(labels: &[u32], count: usize) -> Vec<usize> {
+    let mut used = vec![false; count];
+    for &label in labels {
+        if let Some(slot) = used.get_mut(label as usize) {
+            *slot = true;
+        }
+    }
+    (0..count).filter(|&class| !used[class]).collect()
+}
+
+/// Formats increasing numbers as comma-separated ranges, such as `3, 10-199`.
+fn format_ranges(values: &[usize]) -> String {
+    let mut ranges: Vec<String> = Vec::new();
+    let mut start = 0;
+    while start < values.len() {
+        let mut end = start;
+        while end + 1 < values.len() && values[end + 1] == values[end] + 1 {
+            end += 1;
+        }
+        ranges.push(if end == start {
+            values[start].to_string()
+        } else {
+            format!("{}-{}", values[start], values[end])
+        });
+        start = end + 1;
+    }
+    ranges.join(", ")
+}
+
 /// Checks that every label is below `classes`.
 fn check_labels(
     path: &Path,
@@ -596,6 +645,18 @@ fn check_labels(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unused_classes_as_ranges() {
+        // Labels 0, 2 and 200 leave 1 and 3 to 199 without a sample.
+        let unused = classes_without_labels(&[0, 2, 200, 0], 201);
+        assert_eq!(unused.len(), 1 + 197);
+        assert_eq!(format_ranges(&unused), "1, 3-199");
+        assert!(classes_without_labels(&[1, 0, 2], 3).is_empty());
+        assert_eq!(format_ranges(&[4]), "4");
+        assert_eq!(format_ranges(&[]), "");
+        assert_eq!(format_ranges(&[0, 1, 5, 7, 8]), "0-1, 5, 7-8");
+    }
 
     /// Three 1x2x2 images with pixel values equal to their byte position, labels 0, 1, 2.
     fn tiny_split() -> Split {

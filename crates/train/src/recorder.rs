@@ -154,7 +154,7 @@ impl Drop for Recorder {
     }
 }
 
-/// What the background thread of [`Recorder::record`] needs to write one epoch's files.
+/// The inputs of one epoch's file writes, moved to the thread of [`Recorder::record`].
 struct EpochFiles {
     dir: PathBuf,
     /// The run description with this epoch's metrics already added.
@@ -271,7 +271,7 @@ mod tests {
         }
     }
 
-    /// An epoch whose samples all have loss `loss` and p(label) 0.25.
+    /// Returns an epoch whose samples all have loss `loss` and p(label) 0.25.
     fn epoch(epoch: u32, loss: f32) -> EpochResult {
         let split = |labels: &[u32]| {
             let mut eval = SplitEval::for_labels(labels, 2);
@@ -297,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn background_writes_land_before_wait_returns() {
+    fn background_writes_done_after_wait() {
         let dir = tempfile::tempdir().unwrap();
         let mut recorder = Recorder::new(dir.path(), run_info(), SaveProbs::Last).unwrap();
         for (e, loss) in [(1, 2.0), (2, 1.0), (3, 0.5)] {
@@ -317,7 +317,8 @@ mod tests {
             .flat_map(|(e, _, rows)| rows.loss.iter().map(move |&loss| (*e, loss)))
             .collect();
         assert_eq!(losses.len(), 3 * 4, "3 epochs of 3 train and 1 test rows");
-        assert!(losses.contains(&(1, 2.0)) && losses.contains(&(3, 0.5)));
+        assert!(losses.contains(&(1, 2.0)));
+        assert!(losses.contains(&(3, 0.5)));
         // Only the last epoch keeps its probabilities.
         for split in [SplitName::Train, SplitName::Test] {
             assert!(!probs_path(dir.path(), split, 2).exists());
@@ -333,7 +334,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_background_write_is_returned_by_wait() {
+    fn failed_write_returned_by_wait() {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("run");
         fs::create_dir(&run).unwrap();
@@ -345,7 +346,7 @@ mod tests {
 
         let error = recorder.wait().unwrap_err().to_string();
         assert!(error.contains("run"), "{error}");
-        // The error is reported once; the next wait has nothing left to report.
+        // The error is reported once, so the next wait has nothing left to report.
         assert!(recorder.wait().is_ok());
     }
 }
