@@ -1,20 +1,50 @@
 //! Progress bars for training and evaluation (only on a terminal).
 
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use toploss_data::run::{RunInfo, RunStatus};
 use toploss_train::Phase;
 
 /// Set by the first Ctrl-C or SIGTERM: training stops before its next step and marks the run
 /// folder interrupted. A second signal ends the process at once.
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// The run folder being trained into, which a second signal marks interrupted before it ends
+/// the process.
+static RUN_FOLDER: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Sets the run folder that a second Ctrl-C marks interrupted (`None` once the run's status
+/// is final).
+pub fn set_run_folder(dir: Option<&Path>) {
+    if let Ok(mut folder) = RUN_FOLDER.lock() {
+        *folder = dir.map(Path::to_path_buf);
+    }
+}
+
+/// Marks the run folder set by [`set_run_folder`] interrupted if the status in its run.json is
+/// still running. Best effort, for the moment before the process quits: errors are ignored.
+fn mark_run_folder_interrupted() {
+    // try_lock: the main thread may hold the lock, and the process is about to end anyway.
+    let Some(dir) = RUN_FOLDER.try_lock().ok().and_then(|folder| folder.clone()) else {
+        return;
+    };
+    if let Ok(mut info) = RunInfo::read(&dir)
+        && info.status == RunStatus::Running
+    {
+        info.status = RunStatus::Interrupted;
+        let _ = info.write(&dir);
+    }
+}
+
 /// Installs the Ctrl-C / SIGTERM handler that sets [`stop_requested`].
 pub fn install_stop_handler(message: &'static str) {
     let installed = ctrlc::set_handler(move || {
         if STOP.swap(true, Ordering::SeqCst) {
+            mark_run_folder_interrupted();
             std::process::exit(130);
         }
         println_above_bars(&format!("{message} (press Ctrl-C again to quit now)"));
@@ -101,5 +131,64 @@ impl EpochBars {
         {
             bar.set_position(done as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toploss_data::run::{DatasetInfo, ModelInfo};
+
+    #[test]
+    fn second_signal_marks_run_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut info = RunInfo {
+            toploss_version: "0.1.0".into(),
+            status: RunStatus::Running,
+            classes: vec!["a".into(), "b".into()],
+            config: serde_json::Value::Null,
+            dataset: DatasetInfo {
+                format: "mnist".into(),
+                path: "data/mnist".into(),
+                resolved_path: None,
+                fingerprint: "0".into(),
+                train_count: 1,
+                test_count: 1,
+            },
+            model: ModelInfo {
+                architecture: "mlp".into(),
+                channels: 1,
+                height: 1,
+                width: 1,
+                weights: None,
+            },
+            epochs: Vec::new(),
+        };
+        info.write(dir.path()).unwrap();
+
+        // Without a folder set, nothing changes.
+        set_run_folder(None);
+        mark_run_folder_interrupted();
+        assert_eq!(
+            RunInfo::read(dir.path()).unwrap().status,
+            RunStatus::Running
+        );
+
+        set_run_folder(Some(dir.path()));
+        mark_run_folder_interrupted();
+        assert_eq!(
+            RunInfo::read(dir.path()).unwrap().status,
+            RunStatus::Interrupted
+        );
+
+        // A final status stays.
+        info.status = RunStatus::Complete;
+        info.write(dir.path()).unwrap();
+        mark_run_folder_interrupted();
+        assert_eq!(
+            RunInfo::read(dir.path()).unwrap().status,
+            RunStatus::Complete
+        );
+        set_run_folder(None);
     }
 }

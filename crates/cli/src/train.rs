@@ -364,6 +364,7 @@ pub fn train_run(
         epochs: Vec::new(),
     };
     let recorder = Recorder::new(out, info, options.save_probs.into())?;
+    crate::progress::set_run_folder(Some(out));
     if let Some(noise) = &overlays.noise {
         let path = out.join(NOISE_JSON);
         write_atomic(&path, |file| {
@@ -408,10 +409,13 @@ pub fn train_run(
             if let Err(mark_error) = observer.recorder.mark_stopped(status) {
                 tracing::warn!("cannot mark {} as {status}: {mark_error}", out.display());
             }
+            crate::progress::set_run_folder(None);
             return Err(error.into());
         }
     };
-    observer.recorder.finish(&model)?;
+    let finished = observer.recorder.finish(&model);
+    crate::progress::set_run_folder(None);
+    finished?;
 
     // Cross-validation, after the main run so that its results are on disk first.
     if let Some(folds) = options.folds {
