@@ -406,10 +406,18 @@ pub fn train_run(
                 toploss_train::Error::Interrupted { .. } => RunStatus::Interrupted,
                 _ => RunStatus::Failed,
             };
-            if let Err(mark_error) = observer.recorder.mark_stopped(status) {
-                tracing::warn!("cannot mark {} as {status}: {mark_error}", out.display());
-            }
+            let stopped = observer.recorder.mark_stopped(status);
             crate::progress::set_run_folder(None);
+            match stopped {
+                // The write stopped training, so its error is the one to report.
+                Err(write_error) if observer.recorder.write_failed() => {
+                    return Err(write_error.into());
+                }
+                Err(mark_error) => {
+                    tracing::warn!("cannot mark {} as {status}: {mark_error}", out.display());
+                }
+                Ok(()) => {}
+            }
             return Err(error.into());
         }
     };
@@ -579,7 +587,9 @@ impl Observer for CliObserver {
     }
 
     fn stop_requested(&self) -> bool {
-        crate::progress::stop_requested()
+        // A failed write of the last epoch's files stops training too: the error is reported
+        // when the recorder is next waited for.
+        crate::progress::stop_requested() || self.recorder.write_failed()
     }
 
     fn epoch_finished(&mut self, result: EpochResult) -> Result<(), toploss_train::Error> {

@@ -18,6 +18,7 @@ use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
+use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
@@ -82,10 +83,38 @@ pub enum RunError {
     },
 }
 
+/// Turns a parquet writer error into an I/O error. A failed write comes back as the I/O error
+/// itself, which parquet would otherwise show with an "External: " prefix.
+fn parquet_io_error(error: ParquetError) -> io::Error {
+    match error {
+        ParquetError::External(inner) => match inner.downcast::<io::Error>() {
+            Ok(source) => *source,
+            Err(inner) => io::Error::other(inner),
+        },
+        other => io::Error::other(other),
+    }
+}
+
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
     move |source| RunError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Creates the folder `dir` that `file` goes into, with a clear message when a file of that
+/// name is in the way.
+fn create_folder_for(file: &Path, dir: &Path) -> Result<(), RunError> {
+    match fs::create_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(_) if dir.exists() && !dir.is_dir() => Err(RunError::Npy {
+            path: file.to_path_buf(),
+            message: format!(
+                "cannot create the folder {}: a file of that name is in the way; move it away",
+                dir.display()
+            ),
+        }),
+        Err(source) => Err(io_error(dir)(source)),
     }
 }
 
@@ -417,12 +446,12 @@ impl Dynamics {
         write_atomic(path, |out| {
             let mut writer =
                 ArrowWriter::try_new(out, Arc::new(dynamics_schema()), Some(properties))
-                    .map_err(io::Error::other)?;
+                    .map_err(parquet_io_error)?;
             for batch in &batches {
-                writer.write(batch).map_err(io::Error::other)?;
-                writer.flush().map_err(io::Error::other)?;
+                writer.write(batch).map_err(parquet_io_error)?;
+                writer.flush().map_err(parquet_io_error)?;
             }
-            writer.close().map_err(io::Error::other)?;
+            writer.close().map_err(parquet_io_error)?;
             Ok(())
         })
     }
@@ -565,7 +594,7 @@ pub fn write_npy_f32(
         });
     }
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        create_folder_for(path, dir)?;
     }
     let array =
         ndarray::ArrayView2::from_shape((rows, cols), values).map_err(|e| RunError::Npy {

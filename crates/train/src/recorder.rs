@@ -2,6 +2,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -30,18 +32,30 @@ pub enum SaveProbs {
 /// the end. Each file is replaced atomically, so an interrupted run leaves a consistent folder
 /// that describes the finished epochs.
 ///
-/// An epoch's files are written on a background thread while the next epoch trains. The next
-/// [`record`](Self::record), [`mark_stopped`](Self::mark_stopped) and [`finish`](Self::finish)
-/// wait for that thread first and return its error, if any.
+/// An epoch's files are written on a background thread while the next epoch trains, and
+/// run.json lists an epoch only once its other files are written. If that write fails,
+/// [`write_failed`](Self::write_failed) turns true at once, so the training loop can stop, and
+/// the next [`wait`](Self::wait), [`record`](Self::record), [`mark_stopped`](Self::mark_stopped)
+/// or [`finish`](Self::finish) returns the error and leaves run.json marked failed.
 pub struct Recorder {
     dir: PathBuf,
+    /// The run description, listing the epochs whose files are all written.
     info: RunInfo,
-    /// The rows of the recorded epochs, while no write is running.
+    /// The rows of those epochs, while no write is running.
     dynamics: Dynamics,
-    /// The thread writing the last epoch's files; it hands the rows back.
-    writer: Option<JoinHandle<Result<Dynamics, Error>>>,
+    /// The thread writing the last epoch's files.
+    writer: Option<JoinHandle<Written>>,
+    /// Set by the writer thread when its write fails.
+    failed: Arc<AtomicBool>,
     classes: usize,
     save_probs: SaveProbs,
+}
+
+/// The result of the writer thread: the rows (also after a failed write, so none are lost)
+/// and the epoch's metrics, or the error of its write.
+struct Written {
+    dynamics: Dynamics,
+    result: Result<EpochMetrics, Error>,
 }
 
 impl Recorder {
@@ -56,19 +70,41 @@ impl Recorder {
             info,
             dynamics: Dynamics::default(),
             writer: None,
+            failed: Arc::new(AtomicBool::new(false)),
             save_probs,
         })
     }
 
-    /// Waits for the files of the last recorded epoch, and returns the error of their write.
+    /// Waits for the files of the last recorded epoch. After a failed write it marks run.json
+    /// failed (best effort) and returns the write's error.
     pub fn wait(&mut self) -> Result<(), Error> {
-        if let Some(writer) = self.writer.take() {
-            match writer.join() {
-                Ok(result) => self.dynamics = result?,
-                Err(panic) => std::panic::resume_unwind(panic),
+        let Some(writer) = self.writer.take() else {
+            return Ok(());
+        };
+        let written = match writer.join() {
+            Ok(written) => written,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        self.dynamics = written.dynamics;
+        match written.result {
+            Ok(metrics) => {
+                self.info.epochs.push(metrics);
+                Ok(())
+            }
+            Err(error) => {
+                self.info.status = RunStatus::Failed;
+                if let Err(mark_error) = self.info.write(&self.dir) {
+                    tracing::warn!("cannot mark {} as failed: {mark_error}", self.dir.display());
+                }
+                Err(error)
             }
         }
-        Ok(())
+    }
+
+    /// Returns true once a background write has failed. [`wait`](Self::wait) returns its
+    /// error.
+    pub fn write_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
     }
 
     /// Returns the run folder.
@@ -76,8 +112,8 @@ impl Recorder {
         &self.dir
     }
 
-    /// Returns the run description, with every recorded epoch (whose files may still be
-    /// being written; see [`wait`](Self::wait)).
+    /// Returns the run description. It lists the epochs whose files are written, so the epoch
+    /// being written in the background appears only after [`wait`](Self::wait).
     pub fn info(&self) -> &RunInfo {
         &self.info
     }
@@ -99,20 +135,25 @@ impl Recorder {
             SaveProbs::Last => self.info.last_epoch(),
             SaveProbs::All => None,
         };
-        self.info.epochs.push(metrics.clone());
-
+        let mut info = self.info.clone();
+        info.epochs.push(metrics.clone());
         let files = EpochFiles {
             dir: self.dir.clone(),
-            info: self.info.clone(),
+            info,
             classes: self.classes,
             stale_epoch,
         };
         let mut dynamics = std::mem::take(&mut self.dynamics);
+        let failed = Arc::clone(&self.failed);
+        let written = metrics.clone();
         let writer = thread::Builder::new()
             .name("toploss-recorder".to_string())
             .spawn(move || {
-                files.write(result, &mut dynamics)?;
-                Ok(dynamics)
+                let result = files.write(result, &mut dynamics).map(|()| written);
+                if result.is_err() {
+                    failed.store(true, Ordering::SeqCst);
+                }
+                Written { dynamics, result }
             })
             .map_err(|source| Error::Io {
                 path: self.dir.clone(),
@@ -122,7 +163,8 @@ impl Recorder {
         Ok(metrics)
     }
 
-    /// Records that training stopped early with `status`, keeping the finished epochs.
+    /// Records that training stopped early with `status`, keeping the finished epochs. If the
+    /// last epoch's write failed, the run is marked failed instead and that error returned.
     pub fn mark_stopped(&mut self, status: RunStatus) -> Result<(), Error> {
         self.wait()?;
         self.info.status = status;
@@ -130,11 +172,18 @@ impl Recorder {
         Ok(())
     }
 
-    /// Writes the final weights and marks the run complete.
+    /// Writes the final weights and marks the run complete. If that fails, or the last
+    /// epoch's write failed, the run is marked failed (best effort) and the error returned.
     pub fn finish(&mut self, model: &Classifier) -> Result<(), Error> {
         self.wait()?;
         let path = self.dir.join(MODEL_SAFETENSORS);
-        save_weights(model, &path)?;
+        if let Err(error) = save_weights(model, &path) {
+            self.info.status = RunStatus::Failed;
+            if let Err(mark_error) = self.info.write(&self.dir) {
+                tracing::warn!("cannot mark {} as failed: {mark_error}", self.dir.display());
+            }
+            return Err(error);
+        }
         self.info.model.weights = Some(MODEL_SAFETENSORS.to_string());
         self.info.status = RunStatus::Complete;
         self.info.write(&self.dir)?;
@@ -146,8 +195,8 @@ impl Drop for Recorder {
     /// Waits for the last epoch's files, so that a recorder dropped on an error path leaves
     /// no write half done when the process exits.
     fn drop(&mut self) {
-        if let Some(writer) = self.writer.take()
-            && let Ok(Err(error)) = writer.join()
+        if self.writer.is_some()
+            && let Err(error) = self.wait()
         {
             tracing::warn!("failed to write the files of the last epoch: {error}");
         }
@@ -166,18 +215,25 @@ struct EpochFiles {
 
 impl EpochFiles {
     /// Writes the probabilities, then the dynamics with this epoch's rows added to
-    /// `dynamics`, then `run.json`, so that run.json never names an epoch whose files are
-    /// missing.
+    /// `dynamics`, then `run.json`, and only then removes the stale probabilities. So run.json
+    /// never names an epoch whose files are missing, and a failed write keeps the files of the
+    /// epochs before. A failed write also takes this epoch's rows out of `dynamics` again.
     fn write(self, result: EpochResult, dynamics: &mut Dynamics) -> Result<(), Error> {
+        let epoch = result.epoch;
+        let written = self.write_files(result, dynamics);
+        if written.is_err() {
+            dynamics.parts.retain(|(e, _, _)| *e != epoch);
+        }
+        written
+    }
+
+    fn write_files(&self, result: EpochResult, dynamics: &mut Dynamics) -> Result<(), Error> {
         for (split, eval) in [
             (SplitName::Train, &result.train),
             (SplitName::Test, &result.test),
         ] {
             let path = probs_path(&self.dir, split, result.epoch);
             write_npy_f32(&path, &eval.probs, eval.rows.len(), self.classes)?;
-            if let Some(stale) = self.stale_epoch {
-                remove_if_present(&probs_path(&self.dir, split, stale))?;
-            }
         }
         dynamics
             .parts
@@ -187,6 +243,11 @@ impl EpochFiles {
             .push((result.epoch, SplitName::Test, result.test.rows));
         dynamics.write(&self.dir.join(DYNAMICS_PARQUET))?;
         self.info.write(&self.dir)?;
+        if let Some(stale) = self.stale_epoch {
+            for split in [SplitName::Train, SplitName::Test] {
+                remove_if_present(&probs_path(&self.dir, split, stale))?;
+            }
+        }
         Ok(())
     }
 }
@@ -303,9 +364,12 @@ mod tests {
         for (e, loss) in [(1, 2.0), (2, 1.0), (3, 0.5)] {
             let metrics = recorder.record(epoch(e, loss)).unwrap();
             assert_eq!(metrics.epoch, e);
-            assert_eq!(recorder.info().epochs.len(), e as usize);
+            // The epoch being written is not listed yet.
+            assert_eq!(recorder.info().epochs.len(), e as usize - 1);
         }
         recorder.wait().unwrap();
+        assert_eq!(recorder.info().epochs.len(), 3);
+        assert!(!recorder.write_failed());
 
         let info = RunInfo::read(dir.path()).unwrap();
         assert_eq!(info.epochs.len(), 3);
@@ -336,17 +400,49 @@ mod tests {
     #[test]
     fn failed_write_returned_by_wait() {
         let dir = tempfile::tempdir().unwrap();
-        let run = dir.path().join("run");
-        fs::create_dir(&run).unwrap();
-        let mut recorder = Recorder::new(&run, run_info(), SaveProbs::All).unwrap();
-        // A plain file takes the folder's place, so the epoch's files cannot be written.
-        fs::remove_dir_all(&run).unwrap();
-        fs::write(&run, "not a folder").unwrap();
+        let run = dir.path();
+        let mut recorder = Recorder::new(run, run_info(), SaveProbs::Last).unwrap();
         recorder.record(epoch(1, 1.0)).unwrap();
+        recorder.wait().unwrap();
+        // A plain file takes the place of probs/, so epoch 2's files cannot be written.
+        fs::remove_dir_all(run.join("probs")).unwrap();
+        fs::write(run.join("probs"), "not a folder").unwrap();
+        recorder.record(epoch(2, 0.5)).unwrap();
 
         let error = recorder.wait().unwrap_err().to_string();
-        assert!(error.contains("run"), "{error}");
+        assert!(error.contains("train-e02.npy"), "{error}");
+        assert!(error.contains("in the way"), "{error}");
+        assert!(recorder.write_failed());
         // The error is reported once, so the next wait has nothing left to report.
         assert!(recorder.wait().is_ok());
+
+        // run.json lists only the epoch whose files exist, with the status failed.
+        let info = RunInfo::read(run).unwrap();
+        assert_eq!(info.status, RunStatus::Failed);
+        assert_eq!(info.epochs.len(), 1);
+        assert_eq!(recorder.info().epochs.len(), 1);
+        let dynamics = Dynamics::read(&run.join(DYNAMICS_PARQUET), None, None).unwrap();
+        assert_eq!(dynamics.rows(), 4);
+    }
+
+    #[test]
+    fn failed_parquet_write_keeps_earlier_probs() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        let mut recorder = Recorder::new(run, run_info(), SaveProbs::Last).unwrap();
+        recorder.record(epoch(1, 1.0)).unwrap();
+        recorder.wait().unwrap();
+        // A folder in the place of dynamics.parquet makes its rename fail after the
+        // probabilities of epoch 2 are written.
+        fs::remove_file(run.join(DYNAMICS_PARQUET)).unwrap();
+        fs::create_dir(run.join(DYNAMICS_PARQUET)).unwrap();
+        fs::write(run.join(DYNAMICS_PARQUET).join("x"), "").unwrap();
+        recorder.record(epoch(2, 0.5)).unwrap();
+        assert!(recorder.wait().is_err());
+
+        assert_eq!(RunInfo::read(run).unwrap().epochs.len(), 1);
+        for split in [SplitName::Train, SplitName::Test] {
+            assert!(probs_path(run, split, 1).exists(), "epoch 1 {split:?}");
+        }
     }
 }
