@@ -30,7 +30,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
-use burn::backend::ops::{ActivationOps, ConvOptions, ModuleOps};
+use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     Autodiff, Backend, DType, Dispatch, Flex, Shape, TensorMetadata, backend_extension,
@@ -62,7 +62,7 @@ pub trait FastOps: Backend {
     /// - x: `[batch_size, channels, height, width]`
     /// - output: `[batch_size, channels, height / 2, width / 2]`
     fn relu_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::max_pool2d(Self::relu(x), [POOL; 2], [POOL; 2], [0; 2], [1; 2], false)
+        relu_max_pool2x2_with_burn_ops::<Self>(x)
     }
 
     /// Applies a valid 2D convolution: stride 1, no padding, dilation 1 and one group, the
@@ -129,20 +129,26 @@ pub trait ReluMaxPool2x2BackwardOps: Backend {
         x: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let activated = Self::relu(x);
-        let grad = max_pool2x2_backward_with_burn_ops::<Self>(activated.clone(), output_grad);
-        Self::relu_backward(activated, grad)
+        relu_max_pool2x2_backward_with_burn_ops::<Self>(x, output_grad)
     }
 }
 
-/// Computes the gradient of a 2x2 max-pool's input with burn's own ops: the argmax indices from `max_pool2d_with_indices`, then `max_pool2d_with_indices_backward`.
-fn max_pool2x2_backward_with_burn_ops<B: Backend>(
+/// Computes [`FastOps::relu_max_pool2x2`] with burn's own `relu` and `max_pool2d`.
+fn relu_max_pool2x2_with_burn_ops<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    B::max_pool2d(B::relu(x), [POOL; 2], [POOL; 2], [0; 2], [1; 2], false)
+}
+
+/// Computes the input gradient of ReLU and the 2x2 max-pool with burn's own ops: the argmax
+/// indices from `max_pool2d_with_indices`, `max_pool2d_with_indices_backward`, then
+/// `relu_backward`.
+fn relu_max_pool2x2_backward_with_burn_ops<B: Backend>(
     x: FloatTensor<B>,
     output_grad: FloatTensor<B>,
 ) -> FloatTensor<B> {
-    let int_dtype = burn::backend::get_or_init_device_settings::<B>(&x.device()).int_dtype;
+    let activated = B::relu(x);
+    let int_dtype = burn::backend::get_or_init_device_settings::<B>(&activated.device()).int_dtype;
     let indices = B::max_pool2d_with_indices(
-        x.clone(),
+        activated.clone(),
         [POOL; 2],
         [POOL; 2],
         [0; 2],
@@ -151,8 +157,8 @@ fn max_pool2x2_backward_with_burn_ops<B: Backend>(
         int_dtype,
     )
     .indices;
-    B::max_pool2d_with_indices_backward(
-        x,
+    let pool_grad = B::max_pool2d_with_indices_backward(
+        activated.clone(),
         [POOL; 2],
         [POOL; 2],
         [0; 2],
@@ -161,7 +167,8 @@ fn max_pool2x2_backward_with_burn_ops<B: Backend>(
         output_grad,
         indices,
     )
-    .x_grad
+    .x_grad;
+    B::relu_backward(activated, pool_grad)
 }
 
 impl FastOps for Flex {
@@ -183,8 +190,7 @@ impl FastOps for Flex {
 
     fn relu_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         if x.dtype() != DType::F32 || x.layout().shape().num_dims() != 4 {
-            let activated = Self::relu(x);
-            return Self::max_pool2d(activated, [POOL; 2], [POOL; 2], [0; 2], [1; 2], false);
+            return relu_max_pool2x2_with_burn_ops::<Self>(x);
         }
         pool_flex_f32(x)
     }
@@ -199,9 +205,7 @@ impl ReluMaxPool2x2BackwardOps for Flex {
             .iter()
             .all(|t| t.dtype() == DType::F32 && t.layout().shape().num_dims() == 4);
         if !all_f32 {
-            let activated = Self::relu(x);
-            let grad = max_pool2x2_backward_with_burn_ops::<Self>(activated.clone(), output_grad);
-            return Self::relu_backward(activated, grad);
+            return relu_max_pool2x2_backward_with_burn_ops::<Self>(x, output_grad);
         }
         unpool_flex_f32(x, output_grad)
     }

@@ -92,12 +92,17 @@ impl Recorder {
                 Ok(())
             }
             Err(error) => {
-                self.info.status = RunStatus::Failed;
-                if let Err(mark_error) = self.info.write(&self.dir) {
-                    tracing::warn!("cannot mark {} as failed: {mark_error}", self.dir.display());
-                }
+                self.mark_failed();
                 Err(error)
             }
+        }
+    }
+
+    /// Marks run.json failed, best effort: the error that made the run fail matters more.
+    fn mark_failed(&mut self) {
+        self.info.status = RunStatus::Failed;
+        if let Err(mark_error) = self.info.write(&self.dir) {
+            tracing::warn!("cannot mark {} as failed: {mark_error}", self.dir.display());
         }
     }
 
@@ -178,10 +183,7 @@ impl Recorder {
         self.wait()?;
         let path = self.dir.join(MODEL_SAFETENSORS);
         if let Err(error) = save_weights(model, &path) {
-            self.info.status = RunStatus::Failed;
-            if let Err(mark_error) = self.info.write(&self.dir) {
-                tracing::warn!("cannot mark {} as failed: {mark_error}", self.dir.display());
-            }
+            self.mark_failed();
             return Err(error);
         }
         self.info.model.weights = Some(MODEL_SAFETENSORS.to_string());
