@@ -19,7 +19,7 @@ Exit status:
 #[derive(Debug, Parser)]
 #[command(name = "toploss", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
-    /// Print only results and errors: no progress bars, no per-epoch lines.
+    /// Print only results, warnings and errors: no progress bars, no status or per-epoch lines.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 

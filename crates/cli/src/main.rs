@@ -35,7 +35,7 @@ const EXIT_ERROR: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    output::init_logging(cli.quiet, cli.verbose);
+    output::init_logging(cli.verbose);
     // Commands that can stop cleanly print what Ctrl-C does; the others keep the default, which
     // ends the process at once (their files are written atomically).
     let on_stop = match &cli.command {

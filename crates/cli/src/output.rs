@@ -7,14 +7,14 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the tracing subscriber on stderr. `-q` keeps errors only, `-v` adds debug and
-/// `-vv` trace; `RUST_LOG` overrides both.
-pub fn init_logging(quiet: bool, verbose: u8) {
-    let level = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "debug",
-        (false, _) => "trace",
+/// Installs the tracing subscriber on stderr. Warnings and errors show by default, also with
+/// `-q`, because they concern the results. `-v` adds debug and `-vv` trace messages, and
+/// `RUST_LOG` overrides both.
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();

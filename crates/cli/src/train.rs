@@ -14,8 +14,8 @@ use toploss_data::{
 };
 use toploss_report::EpochPoint;
 use toploss_train::{
-    EpochResult, InputSpec, ModelKind, Observer, Phase, Recorder, ShallowCnn, SplitTensors,
-    TrainConfig, TrainData, fit, out_of_fold_probs,
+    Classifier, EpochResult, InputSpec, ModelKind, Observer, Phase, Recorder, ShallowCnn,
+    SplitTensors, TrainConfig, TrainData, fit, out_of_fold_probs,
 };
 
 use crate::args::{DemoArgs, TrainArgs, TrainingOptions};
@@ -323,6 +323,8 @@ pub fn train_run(
         .into());
     }
 
+    warn_if_model_is_large(config.model, input);
+
     if let Some(folds) = options.folds
         && (folds < 2 || folds > dataset.train.len())
     {
@@ -557,6 +559,32 @@ fn read_checked_corrections(path: &Path, dataset: &Dataset) -> anyhow::Result<Co
         &dataset.classes,
         dataset.train.len(),
     )?)
+}
+
+/// Weights above this many bytes get a warning before training starts (256 MiB).
+const LARGE_WEIGHTS_BYTES: usize = 256 << 20;
+
+/// Warns when the model's weights for these images are large: the MLP and the shallow CNN
+/// grow with the image area, and large folder images make weights files of gigabytes and runs
+/// that run out of memory.
+fn warn_if_model_is_large(model: ModelKind, input: InputSpec) {
+    let parameters = Classifier::parameter_count(model, input);
+    let bytes = parameters * std::mem::size_of::<f32>();
+    if bytes > LARGE_WEIGHTS_BYTES {
+        let gib = |bytes: usize| bytes as f64 / f64::from(1u32 << 30);
+        tracing::warn!(
+            "--model {} on {}x{}x{} images has {parameters} parameters: model.safetensors \
+             will take {:.1} GiB, and training about {:.0} GiB of memory (weights, gradients, \
+             Adam's two moments and the last epoch's copy); resize folder images with \
+             --image-size HxW to shrink it",
+            model.name(),
+            input.channels,
+            input.height,
+            input.width,
+            gib(bytes),
+            gib(5 * bytes).ceil(),
+        );
+    }
 }
 
 fn check_limit(flag: &str, limit: usize, available: usize) -> anyhow::Result<()> {

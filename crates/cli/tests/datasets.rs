@@ -23,6 +23,13 @@ fn run_ok(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Runs toploss with `args` and returns its exit code and stderr.
+fn run_stderr(args: &[&str]) -> (Option<i32>, String) {
+    let output = toploss().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
 /// Writes 12 8x8 grayscale PNGs per class, without split folders: class "Täsche" dark with
 /// a bright row, class "靴" bright with a dark column; plus `Täsche/big.png`, 10x10, which the
 /// reader resizes to the common 8x8.
@@ -271,4 +278,40 @@ fn idx_corrupt_label_is_flagged() {
     assert!(stderr.contains("2-199"), "{stderr}");
     assert!(stderr.contains("sample 3 of"), "{stderr}");
     assert!(stderr.contains("train-labels-idx1-ubyte"), "{stderr}");
+}
+
+#[test]
+fn large_model_for_big_images_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("images");
+    for class in ["a", "b"] {
+        fs::create_dir_all(data.join(class)).unwrap();
+        for n in 0..5 {
+            GrayImage::from_pixel(600, 600, Luma([40 * n]))
+                .save(data.join(class).join(format!("{n}.png")))
+                .unwrap();
+        }
+    }
+    let spec = format!("folder:{}", data.display());
+    let out = dir.path().join("run");
+    let out_text = out.to_str().unwrap();
+    let args = [
+        "-q", "train", "--data", &spec, "--model", "mlp", "--folds", "1", "--out", out_text,
+    ];
+
+    // The invalid --folds stops the command after the warning and before any training.
+    let (code, stderr) = run_stderr(&args);
+    assert_eq!(code, Some(1));
+    // 600 x 600 x 256 + 256 + 256 x 128 + 128 + 128 x 2 + 2 = 92,193,410 parameters, 0.34 GiB
+    // of f32 weights and about 5 times that (rounded up to 2 GiB) to train.
+    assert!(stderr.contains("92193410 parameters"), "{stderr}");
+    assert!(stderr.contains("0.3 GiB"), "{stderr}");
+    assert!(stderr.contains("about 2 GiB"), "{stderr}");
+    assert!(stderr.contains("--image-size"), "{stderr}");
+    assert!(!out.exists());
+
+    // At 28 x 28 the same model is small and gets no warning.
+    let (code, stderr) = run_stderr(&[&args[..], &["--image-size", "28x28"]].concat());
+    assert_eq!(code, Some(1));
+    assert!(!stderr.contains("parameters"), "{stderr}");
 }

@@ -220,6 +220,22 @@ fn invalid_folds_rejected_before_training() {
     assert_eq!(code, 1);
     assert!(stderr.contains("--folds 1"), "{stderr}");
     assert!(!out.join("run.json").exists(), "nothing trained");
+
+    // The warning about --test-limit comes before the check of --folds, and shows despite -q,
+    // which hides only progress and status lines.
+    let output = Command::cargo_bin("toploss")
+        .unwrap()
+        .args(["-q", "train", "--data", &bundled_mnist(), "--out"])
+        .arg(&out)
+        .args(["--test-limit", "999999", "--folds", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--test-limit 999999 is more than the 10000 samples"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -281,4 +297,12 @@ fn interrupted_run_is_marked_interrupted() {
     assert!(info.epochs.len() < 200);
     let dynamics = Dynamics::read(&out.join(DYNAMICS_PARQUET), None, None).unwrap();
     assert_eq!(dynamics.rows(), info.epochs.len() * (2000 + 50));
+    // The weights after the last finished epoch are kept. The MLP for 28x28 images has
+    // 784 x 256 + 256 + 256 x 128 + 128 + 128 x 10 + 10 = 235,146 f32 parameters, 940,584
+    // bytes of tensor data plus the header.
+    assert_eq!(info.model.weights.as_deref(), Some("model.safetensors"));
+    let weights = std::fs::metadata(out.join("model.safetensors"))
+        .unwrap()
+        .len();
+    assert!(weights > 940_584, "{weights} bytes");
 }

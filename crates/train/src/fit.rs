@@ -171,6 +171,9 @@ pub struct EpochResult {
     pub train_objective: f64,
     /// Wall time of training and evaluation (seconds).
     pub seconds: f64,
+    /// The model after this epoch's steps, without autodiff: the weights to keep if training
+    /// stops in a later epoch.
+    pub model: Classifier,
 }
 
 /// Cross-entropy of each row against smoothed one-hot targets, averaged over the batch.
@@ -434,6 +437,7 @@ fn run_epochs(
             test,
             train_objective: objective_sum / order.len() as f64,
             seconds: started.elapsed().as_secs_f64(),
+            model: eval_model,
         })?;
     }
     Ok(model.valid())

@@ -198,6 +198,12 @@ impl Classifier {
         }
     }
 
+    /// Number of parameters of `kind` for `spec`. burn draws parameters lazily, so counting
+    /// them allocates no weights and uses no random numbers.
+    pub fn parameter_count(kind: ModelKind, spec: InputSpec) -> usize {
+        Self::new(kind, spec, &Device::flex()).num_params()
+    }
+
     /// Computes the logits.
     ///
     /// # Shapes
@@ -209,5 +215,41 @@ impl Classifier {
             Classifier::Mlp(model) => model.forward(images),
             Classifier::ResnetSmall(model) => model.forward(images),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MNIST: InputSpec = InputSpec {
+        channels: 1,
+        height: 28,
+        width: 28,
+        classes: 10,
+    };
+
+    #[test]
+    fn parameter_counts_match_hand_counts() {
+        // conv 1->32: 288 + 32, conv 32->64: 18,432 + 64, conv 64->64: 36,864 + 64,
+        // dense 576->64: 36,864 + 64, dense 64->10: 640 + 10.
+        assert_eq!(
+            Classifier::parameter_count(ModelKind::ShallowCnn, MNIST),
+            93_322
+        );
+        // dense 784->256: 200,704 + 256, 256->128: 32,768 + 128, 128->10: 1,280 + 10.
+        assert_eq!(Classifier::parameter_count(ModelKind::Mlp, MNIST), 235_146);
+        // A 3x64x64 image makes the CNN's last feature map 64 x 12 x 12, so its first dense
+        // layer has 9,216 x 64 + 64 weights. The first conv has 3 x 9 x 32 + 32.
+        let rgb = InputSpec {
+            channels: 3,
+            height: 64,
+            width: 64,
+            classes: 10,
+        };
+        assert_eq!(
+            Classifier::parameter_count(ModelKind::ShallowCnn, rgb),
+            896 + 18_496 + 36_928 + 589_888 + 650
+        );
     }
 }

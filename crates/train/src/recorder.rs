@@ -30,7 +30,8 @@ pub enum SaveProbs {
 
 /// Writes `run.json`, `dynamics.parquet` and `probs/` after every epoch, and the weights at
 /// the end. Each file is replaced atomically, so an interrupted run leaves a consistent folder
-/// that describes the finished epochs.
+/// that describes the finished epochs. A run that stops early keeps the weights of the last
+/// epoch that run.json lists.
 ///
 /// An epoch's files are written on a background thread while the next epoch trains, and
 /// run.json lists an epoch only once its other files are written. If that write fails,
@@ -47,6 +48,10 @@ pub struct Recorder {
     writer: Option<JoinHandle<Written>>,
     /// Set by the writer thread when its write fails.
     failed: Arc<AtomicBool>,
+    /// The model after the epoch being written, until its write succeeds.
+    pending_model: Option<Classifier>,
+    /// The model after the last epoch listed in `info`.
+    last_model: Option<Classifier>,
     classes: usize,
     save_probs: SaveProbs,
 }
@@ -71,6 +76,8 @@ impl Recorder {
             dynamics: Dynamics::default(),
             writer: None,
             failed: Arc::new(AtomicBool::new(false)),
+            pending_model: None,
+            last_model: None,
             save_probs,
         })
     }
@@ -86,9 +93,11 @@ impl Recorder {
             Err(panic) => std::panic::resume_unwind(panic),
         };
         self.dynamics = written.dynamics;
+        let model = self.pending_model.take();
         match written.result {
             Ok(metrics) => {
                 self.info.epochs.push(metrics);
+                self.last_model = model;
                 Ok(())
             }
             Err(error) => {
@@ -140,6 +149,7 @@ impl Recorder {
             SaveProbs::Last => self.info.last_epoch(),
             SaveProbs::All => None,
         };
+        self.pending_model = Some(result.model.clone());
         let mut info = self.info.clone();
         info.epochs.push(metrics.clone());
         let files = EpochFiles {
@@ -168,10 +178,19 @@ impl Recorder {
         Ok(metrics)
     }
 
-    /// Records that training stopped early with `status`, keeping the finished epochs. If the
-    /// last epoch's write failed, the run is marked failed instead and that error returned.
+    /// Records that training stopped early with `status`, keeping the finished epochs, and
+    /// saves the weights after the last of them. If the last epoch's write failed, the run is
+    /// marked failed instead and that error returned. Weights that cannot be saved only get a
+    /// warning: the status matters more, and run.json then names no weights file.
     pub fn mark_stopped(&mut self, status: RunStatus) -> Result<(), Error> {
         self.wait()?;
+        if let Some(model) = self.last_model.take() {
+            let path = self.dir.join(MODEL_SAFETENSORS);
+            match save_weights(&model, &path) {
+                Ok(()) => self.info.model.weights = Some(MODEL_SAFETENSORS.to_string()),
+                Err(error) => tracing::warn!("cannot save the weights of the last epoch: {error}"),
+            }
+        }
         self.info.status = status;
         self.info.write(&self.dir)?;
         Ok(())
@@ -181,6 +200,7 @@ impl Recorder {
     /// epoch's write failed, the run is marked failed (best effort) and the error returned.
     pub fn finish(&mut self, model: &Classifier) -> Result<(), Error> {
         self.wait()?;
+        self.last_model = None;
         let path = self.dir.join(MODEL_SAFETENSORS);
         if let Err(error) = save_weights(model, &path) {
             self.mark_failed();
@@ -307,6 +327,8 @@ pub fn load_weights(model: &mut Classifier, path: &Path) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::eval::{SampleResult, SplitEval};
+    use crate::model::{InputSpec, ModelKind};
+    use burn::prelude::{Device, Tensor};
     use toploss_data::run::{DatasetInfo, ModelInfo, read_npy_f32};
 
     fn run_info() -> RunInfo {
@@ -356,6 +378,49 @@ mod tests {
             test: split(&[1]),
             train_objective: f64::from(loss),
             seconds: 1.0,
+            model: tiny_model(),
+        }
+    }
+
+    /// Builds an MLP for 2x2 images with freshly drawn weights, other ones on every call.
+    fn tiny_model() -> Classifier {
+        let spec = InputSpec {
+            channels: 1,
+            height: 2,
+            width: 2,
+            classes: 2,
+        };
+        let device = Device::flex();
+        let model = Classifier::new(ModelKind::Mlp, spec, &device);
+        // burn draws parameters at their first use, and a clone made before then draws its
+        // own. A forward pass draws them once, as training does.
+        model.forward(Tensor::<4>::zeros([1, 1, 2, 2], &device));
+        model
+    }
+
+    /// Saves `model` into `dir` under `name` and returns the file's contents.
+    fn weights_bytes(model: &Classifier, dir: &Path, name: &str) -> Weights {
+        let path = dir.join(name);
+        save_weights(model, &path).unwrap();
+        Weights::read(&path)
+    }
+
+    /// A safetensors file: its JSON header, whose key order may differ between two saves of
+    /// the same weights, and the tensor bytes after it.
+    #[derive(PartialEq)]
+    struct Weights {
+        header: serde_json::Value,
+        data: Vec<u8>,
+    }
+
+    impl Weights {
+        fn read(path: &Path) -> Self {
+            let bytes = fs::read(path).unwrap();
+            let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+            Self {
+                header: serde_json::from_slice(&bytes[8..8 + length]).unwrap(),
+                data: bytes[8 + length..].to_vec(),
+            }
         }
     }
 
@@ -363,8 +428,13 @@ mod tests {
     fn background_writes_done_after_wait() {
         let dir = tempfile::tempdir().unwrap();
         let mut recorder = Recorder::new(dir.path(), run_info(), SaveProbs::Last).unwrap();
+        let saved = tempfile::tempdir().unwrap();
+        let mut expected_weights = None;
         for (e, loss) in [(1, 2.0), (2, 1.0), (3, 0.5)] {
-            let metrics = recorder.record(epoch(e, loss)).unwrap();
+            let result = epoch(e, loss);
+            let name = format!("epoch{e}.safetensors");
+            expected_weights = Some(weights_bytes(&result.model, saved.path(), &name));
+            let metrics = recorder.record(result).unwrap();
             assert_eq!(metrics.epoch, e);
             // The epoch being written is not listed yet.
             assert_eq!(recorder.info().epochs.len(), e as usize - 1);
@@ -392,11 +462,13 @@ mod tests {
             assert_eq!(probs.ncols(), 2);
         }
 
+        assert!(!dir.path().join(MODEL_SAFETENSORS).exists());
         recorder.mark_stopped(RunStatus::Interrupted).unwrap();
-        assert_eq!(
-            RunInfo::read(dir.path()).unwrap().status,
-            RunStatus::Interrupted
-        );
+        let info = RunInfo::read(dir.path()).unwrap();
+        assert_eq!(info.status, RunStatus::Interrupted);
+        // The weights kept are those after epoch 3, the last epoch listed.
+        assert_eq!(info.model.weights.as_deref(), Some(MODEL_SAFETENSORS));
+        assert!(Some(Weights::read(&dir.path().join(MODEL_SAFETENSORS))) == expected_weights);
     }
 
     #[test]
@@ -404,7 +476,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path();
         let mut recorder = Recorder::new(run, run_info(), SaveProbs::Last).unwrap();
-        recorder.record(epoch(1, 1.0)).unwrap();
+        let first = epoch(1, 1.0);
+        let saved = tempfile::tempdir().unwrap();
+        let first_weights = weights_bytes(&first.model, saved.path(), "first.safetensors");
+        recorder.record(first).unwrap();
         recorder.wait().unwrap();
         // A plain file takes the place of probs/, so epoch 2's files cannot be written.
         fs::remove_dir_all(run.join("probs")).unwrap();
@@ -425,6 +500,14 @@ mod tests {
         assert_eq!(recorder.info().epochs.len(), 1);
         let dynamics = Dynamics::read(&run.join(DYNAMICS_PARQUET), None, None).unwrap();
         assert_eq!(dynamics.rows(), 4);
+
+        // Stopping keeps the weights of epoch 1, not those of the epoch whose write failed.
+        recorder.mark_stopped(RunStatus::Failed).unwrap();
+        assert_eq!(
+            RunInfo::read(run).unwrap().model.weights.as_deref(),
+            Some(MODEL_SAFETENSORS)
+        );
+        assert!(Weights::read(&run.join(MODEL_SAFETENSORS)) == first_weights);
     }
 
     #[test]
