@@ -114,10 +114,10 @@ pub fn run_compare(args: &CompareArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             let info = RunInfo::read(&dir)?;
             if info.status != RunStatus::Complete {
                 tracing::warn!(
-                    "{} is incomplete (status {}, {} epochs finished); leaving it out",
+                    "{} is incomplete (status {}, {} finished); leaving it out",
                     dir.display(),
                     info.status,
-                    info.epochs.len()
+                    crate::output::count(info.epochs.len(), "epoch")
                 );
                 continue;
             }

@@ -52,3 +52,24 @@ impl Ui {
         }
     }
 }
+
+/// Formats a count with its noun, adding an "s" unless the count is 1: `1 epoch`, `5 epochs`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_adds_plural_s() {
+        assert_eq!(count(0, "epoch"), "0 epochs");
+        assert_eq!(count(1, "epoch"), "1 epoch");
+        assert_eq!(count(70_000, "image"), "70000 images");
+    }
+}

@@ -26,25 +26,31 @@ pub fn set_run_folder(dir: Option<&Path>) {
 }
 
 /// Marks the run folder set by [`set_run_folder`] interrupted if the status in its run.json is
-/// still running. Best effort, for the moment before the process quits: errors are ignored.
-fn mark_run_folder_interrupted() {
+/// still running, and returns that folder. Best effort, for the moment before the process
+/// quits: errors are ignored.
+fn mark_run_folder_interrupted() -> Option<PathBuf> {
     // try_lock: the main thread may hold the lock, and the process is about to end anyway.
-    let Some(dir) = RUN_FOLDER.try_lock().ok().and_then(|folder| folder.clone()) else {
-        return;
-    };
+    let dir = RUN_FOLDER
+        .try_lock()
+        .ok()
+        .and_then(|folder| folder.clone())?;
     if let Ok(mut info) = RunInfo::read(&dir)
         && info.status == RunStatus::Running
     {
         info.status = RunStatus::Interrupted;
         let _ = info.write(&dir);
     }
+    Some(dir)
 }
 
 /// Installs the Ctrl-C / SIGTERM handler that sets [`stop_requested`].
 pub fn install_stop_handler(message: &'static str) {
     let installed = ctrlc::set_handler(move || {
         if STOP.swap(true, Ordering::SeqCst) {
-            mark_run_folder_interrupted();
+            match mark_run_folder_interrupted() {
+                Some(dir) => eprintln!("quit at once; {} is marked interrupted", dir.display()),
+                None => eprintln!("quit at once"),
+            }
             std::process::exit(130);
         }
         println_above_bars(&format!("{message} (press Ctrl-C again to quit now)"));
@@ -168,14 +174,14 @@ mod tests {
 
         // Without a folder set, nothing changes.
         set_run_folder(None);
-        mark_run_folder_interrupted();
+        assert_eq!(mark_run_folder_interrupted(), None);
         assert_eq!(
             RunInfo::read(dir.path()).unwrap().status,
             RunStatus::Running
         );
 
         set_run_folder(Some(dir.path()));
-        mark_run_folder_interrupted();
+        assert_eq!(mark_run_folder_interrupted().as_deref(), Some(dir.path()));
         assert_eq!(
             RunInfo::read(dir.path()).unwrap().status,
             RunStatus::Interrupted

@@ -267,10 +267,10 @@ fn find_runs(arguments: &[PathBuf]) -> anyhow::Result<Vec<Run>> {
             }
             if info.status != RunStatus::Complete {
                 tracing::warn!(
-                    "{} is {} after {} epochs; the report shows those epochs",
+                    "{} is {} after {}; the report shows what finished",
                     dir.display(),
                     info.status,
-                    info.epochs.len()
+                    crate::output::count(info.epochs.len(), "epoch")
                 );
             }
             runs.push(Run { dir, info });
@@ -360,11 +360,11 @@ pub fn run_report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         ui,
     )?;
     println!(
-        "wrote {} ({:.1} MB, {} images, {} epochs)",
+        "wrote {} ({:.1} MB, {}, {})",
         out.display(),
         written.bytes as f64 / 1e6,
-        written.images,
-        written.epochs
+        crate::output::count(written.images, "image"),
+        crate::output::count(written.epochs as usize, "epoch")
     );
     Ok(ExitCode::SUCCESS)
 }

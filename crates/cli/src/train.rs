@@ -180,8 +180,8 @@ pub fn run_demo(args: &DemoArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         print_table(&shown, rows, &outcome.info.classes);
     }
     println!(
-        "\ntest accuracy after {} epochs: {:.2}%",
-        outcome.info.epochs.len(),
+        "\ntest accuracy after {}: {:.2}%",
+        crate::output::count(outcome.info.epochs.len(), "epoch"),
         outcome.final_metrics().test_accuracy * 100.0
     );
     println!("wrote:");
@@ -376,13 +376,13 @@ pub fn train_run(
 
     // Training
     ui.status(&format!(
-        "training {} on {} ({} train / {} test images, {} classes) for {} epochs into {}",
+        "training {} on {} ({} train / {} test images, {} classes) for {} into {}",
         config.model.name(),
         spec,
         dataset.train.len(),
         dataset.test.len(),
         input.classes,
-        config.epochs,
+        crate::output::count(config.epochs as usize, "epoch"),
         out.display()
     ));
     let data = TrainData {
@@ -501,9 +501,23 @@ fn apply_overlays(dataset: &mut Dataset, options: &TrainingOptions) -> anyhow::R
         None => None,
     };
 
+    // After --train-limit N only ids below N exist, so an id out of range may come from the
+    // limit rather than from the file.
+    let read = |path: &Path, dataset: &Dataset| match read_checked_corrections(path, dataset) {
+        Err(error)
+            if options.train_limit.is_some()
+                && format!("{error:#}").contains(TRAIN_ID_OUT_OF_RANGE) =>
+        {
+            let limit = options.train_limit.unwrap_or_default();
+            Err(error.context(format!(
+                "--train-limit {limit} keeps only the train ids below {limit}"
+            )))
+        }
+        result => result,
+    };
     let mut relabelled = 0;
     if let Some(path) = &options.relabel {
-        let corrections = read_checked_corrections(path, dataset)?;
+        let corrections = read(path, dataset)?;
         relabelled = dataset
             .train
             .apply_relabels(&corrections.relabel)
@@ -518,7 +532,7 @@ fn apply_overlays(dataset: &mut Dataset, options: &TrainingOptions) -> anyhow::R
 
     let mut excluded = vec![false; train_len];
     if let Some(path) = &options.discard {
-        let corrections = read_checked_corrections(path, dataset)?;
+        let corrections = read(path, dataset)?;
         for &id in &corrections.discard {
             excluded[id as usize] = true;
         }
@@ -538,6 +552,9 @@ fn apply_overlays(dataset: &mut Dataset, options: &TrainingOptions) -> anyhow::R
 
 /// Reads a corrections file and, when it sits in a run folder, checks that the run was trained
 /// on the same dataset files.
+/// The part of the corrections reader's message for a train id beyond the split.
+const TRAIN_ID_OUT_OF_RANGE: &str = "is out of range: the training split has";
+
 fn read_checked_corrections(path: &Path, dataset: &Dataset) -> anyhow::Result<Corrections> {
     let run_dir = path.parent().unwrap_or(Path::new("."));
     if run_dir.join(RUN_JSON).is_file() {

@@ -239,6 +239,20 @@ fn invalid_folds_rejected_before_training() {
 }
 
 #[test]
+fn relabel_beyond_train_limit_names_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixes = dir.path().join("fixes.csv");
+    std::fs::write(&fixes, "id,action,new_label,note\n1500,relabel,3,\n").unwrap();
+    let out = dir.path().join("run");
+    // SMALL keeps the first 500 train images, so id 1500 is beyond the limit.
+    let (code, stderr) = train(&out, &["--relabel", fixes.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--train-limit 500 keeps only"), "{stderr}");
+    assert!(stderr.contains("id 1500 is out of range"), "{stderr}");
+    assert!(!out.join("run.json").exists());
+}
+
+#[test]
 fn failed_run_is_marked_failed() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");

@@ -402,7 +402,8 @@ pub fn write_corrections(
         path: path.to_path_buf(),
         source,
     };
-    let dir = match path.parent() {
+    let target = crate::run::replaced_file(path).map_err(write_error)?;
+    let dir = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
@@ -443,7 +444,7 @@ pub fn write_corrections(
     temp.as_file().sync_all().map_err(write_error)?;
 
     // Move it into place.
-    temp.persist(path).map_err(|e| write_error(e.error))?;
+    temp.persist(&target).map_err(|e| write_error(e.error))?;
     tracing::debug!(path = %path.display(), entries = entries.len(), "wrote corrections");
     Ok(())
 }

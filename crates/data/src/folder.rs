@@ -226,7 +226,9 @@ pub fn load(spec: &DatasetSpec) -> Result<Dataset, Error> {
         )?),
         _ => None,
     };
-    log_report(&report);
+    // With --image-size or --channels the conversions are what the user asked for.
+    let requested = options.image_size.is_some() || channels_option.is_some();
+    log_report(&report, requested);
 
     // Splits: the split folders, or a stratified split of the class folders.
     let (train, test, generated_split) = match decoded_test {
@@ -582,17 +584,24 @@ fn convert(image: DynamicImage, shape: ImageShape) -> (Vec<u8>, Vec<String>) {
 }
 
 /// Logs the converted files, the first few as warnings and the rest at debug level, then a
-/// summary warning. Skipped files were already logged one by one as they were found.
-fn log_report(report: &LoadReport) {
+/// summary warning. When `requested` (a size or channel count given on the command line) the
+/// conversions are expected, so they are logged at debug level only. Skipped files were already
+/// logged one by one as they were found.
+fn log_report(report: &LoadReport, requested: bool) {
     for (index, file) in report.converted.iter().enumerate() {
         let changes = file.changes.join(", ");
-        if index < MAX_LOGGED {
+        if index < MAX_LOGGED && !requested {
             tracing::warn!(path = %file.path, %changes, "converted image");
         } else {
             tracing::debug!(path = %file.path, %changes, "converted image");
         }
     }
-    if !report.is_empty() {
+    if requested && report.skipped.is_empty() {
+        tracing::debug!(
+            converted = report.converted.len(),
+            "images converted to the requested size and channels"
+        );
+    } else if !report.is_empty() {
         tracing::warn!(
             converted = report.converted.len(),
             skipped = report.skipped.len(),

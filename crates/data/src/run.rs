@@ -141,14 +141,45 @@ pub fn prepare_output_dir(out: &Path, overwrite: bool) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Returns the file that an atomic write to `path` replaces by a rename: `path` itself, or,
+/// when `path` is a symbolic link, the file it points to, so that the link stays.
+///
+/// A path that exists and is not a regular file (a folder, a named pipe, a device) is an
+/// error, because the rename would replace it with a plain file.
+pub fn replaced_file(path: &Path) -> io::Result<PathBuf> {
+    let target = match fs::symlink_metadata(path) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(path.to_path_buf()),
+        Err(error) => return Err(error),
+        Ok(metadata) if metadata.file_type().is_symlink() => fs::canonicalize(path)?,
+        Ok(_) => path.to_path_buf(),
+    };
+    if fs::metadata(&target)?.is_file() {
+        Ok(target)
+    } else {
+        let problem = if target == path {
+            "is not a regular file".to_string()
+        } else {
+            format!("links to {}, which is not a regular file", target.display())
+        };
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{problem} (a folder, pipe or device); toploss writes a new file and renames it \
+                 into place, so give the path of a file"
+            ),
+        ))
+    }
+}
+
 /// Writes `path` atomically: the bytes go to a temporary file in the same folder, which then
 /// replaces `path` by a rename, so a reader never sees a partial file and a failure leaves the
-/// previous version in place.
+/// previous version in place. A symbolic link at `path` keeps pointing to the new file.
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut (dyn Write + Send)) -> io::Result<()>,
 ) -> Result<(), RunError> {
-    let dir = match path.parent() {
+    let target = replaced_file(path).map_err(io_error(path))?;
+    let dir = match target.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
@@ -159,7 +190,7 @@ pub fn write_atomic(
         buffered.flush().map_err(io_error(path))?;
     }
     file.as_file().sync_all().map_err(io_error(path))?;
-    file.persist(path)
+    file.persist(&target)
         .map_err(|error| io_error(path)(error.error))?;
     Ok(())
 }
@@ -655,6 +686,52 @@ mod tests {
         let one = Dynamics::read(&path, Some(2), Some(SplitName::Train)).unwrap();
         assert_eq!(one.parts.len(), 1);
         assert_eq!(one.get(2, SplitName::Train).unwrap().train_margin[1], None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_write_keeps_symlink_and_rejects_special_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &Path| write_atomic(path, |file| file.write_all(b"new"));
+
+        // Through a symbolic link the target is replaced and the link stays a link.
+        let target = dir.path().join("target.txt");
+        fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write(&link).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new");
+
+        // A folder, a named pipe and a link to a folder are left alone, with an error.
+        let folder = dir.path().join("folder");
+        fs::create_dir(&folder).unwrap();
+        let pipe = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&pipe)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let folder_link = dir.path().join("folder-link");
+        std::os::unix::fs::symlink(&folder, &folder_link).unwrap();
+        for path in [&folder, &pipe, &folder_link] {
+            let error = write(path).unwrap_err().to_string();
+            assert!(error.contains("not a regular file"), "{error}");
+            assert!(error.contains(&path.display().to_string()), "{error}");
+        }
+        assert!(folder.is_dir());
+        assert!(!fs::metadata(&pipe).unwrap().is_file());
+        assert!(
+            fs::symlink_metadata(&folder_link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[test]

@@ -159,7 +159,8 @@ pub fn write_report_html(title: &str, data: &str, path: &Path) -> Result<(), Err
         path: path.to_path_buf(),
         source,
     };
-    let folder = match path.parent() {
+    let target = toploss_data::run::replaced_file(path).map_err(write_error)?;
+    let folder = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
@@ -173,7 +174,7 @@ pub fn write_report_html(title: &str, data: &str, path: &Path) -> Result<(), Err
     let mut temp = builder.tempfile_in(folder).map_err(write_error)?;
     temp.write_all(page.as_bytes()).map_err(write_error)?;
     temp.as_file().sync_all().map_err(write_error)?;
-    temp.persist(path)
+    temp.persist(&target)
         .map_err(|error| write_error(error.error))?;
     Ok(())
 }

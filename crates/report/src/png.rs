@@ -19,7 +19,8 @@ pub(crate) fn write_png_atomic(image: &RgbImage, path: &Path) -> Result<(), Erro
     };
 
     // The temporary file must be in the same folder so that the rename stays on one file system.
-    let folder = match path.parent() {
+    let target = toploss_data::run::replaced_file(path).map_err(write_error)?;
+    let folder = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
@@ -54,7 +55,7 @@ pub(crate) fn write_png_atomic(image: &RgbImage, path: &Path) -> Result<(), Erro
     }
 
     // Rename over the target. Dropping the returned error deletes the temporary file.
-    temp.persist(path)
+    temp.persist(&target)
         .map_err(|error| write_error(error.error))?;
     tracing::debug!(
         path = %path.display(),

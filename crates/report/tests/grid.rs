@@ -231,8 +231,8 @@ fn parent_is_file_errors() {
 }
 
 #[test]
-fn failed_rename_removes_temp_file() {
-    // The target is an existing folder, so the temporary file is written and the rename fails.
+fn folder_target_rejected_without_temp_file() {
+    // The target is an existing folder, which a rename would replace, so nothing is written.
     let folder = tempfile::tempdir().expect("create a temp dir");
     let path = folder.path().join("top.png");
     std::fs::create_dir(&path).expect("create a folder named top.png");
@@ -244,6 +244,28 @@ fn failed_rename_removes_temp_file() {
     assert!(matches!(error, Error::Write { .. }), "{error}");
     assert!(error.to_string().contains("top.png"), "{error}");
     assert_eq!(folder_names(folder.path()), vec!["top.png".to_string()]);
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_target_written_through() {
+    let folder = tempfile::tempdir().expect("create a temp dir");
+    let target = folder.path().join("real.png");
+    std::fs::write(&target, "old").expect("write the old file");
+    let link = folder.path().join("top.png");
+    std::os::unix::fs::symlink(&target, &link).expect("create the link");
+    let pixels = vec![0u8; 28 * 28];
+
+    write_grid_png(&[gray_tile(0, &pixels)], None, &link).expect("write through the link");
+
+    let link_type = std::fs::symlink_metadata(&link)
+        .expect("stat the link")
+        .file_type();
+    assert!(link_type.is_symlink());
+    assert!(
+        image::open(&target).is_ok(),
+        "the linked file is the new PNG"
+    );
 }
 
 #[test]

@@ -45,9 +45,7 @@ pub enum Error {
         expected: &'static str,
     },
     /// The observer asked to stop, e.g. after Ctrl-C.
-    #[error(
-        "training interrupted during epoch {epoch}; the run folder describes the epochs before it"
-    )]
+    #[error("training interrupted during epoch {epoch}; {}", kept_after_interrupt(*epoch))]
     Interrupted {
         /// The epoch that was cut short (1-based).
         epoch: u32,
@@ -98,4 +96,34 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+/// Describes what the run folder keeps when training stops during `epoch`.
+fn kept_after_interrupt(epoch: u32) -> String {
+    match epoch {
+        0 | 1 => "no epoch finished, so the run folder has no results and no weights".to_string(),
+        2 => "the run folder keeps epoch 1 and its weights".to_string(),
+        _ => format!(
+            "the run folder keeps epochs 1 to {} and the weights after epoch {}",
+            epoch - 1,
+            epoch - 1
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interrupt_message_counts_kept_epochs() {
+        let message = |epoch| Error::Interrupted { epoch }.to_string();
+        assert!(
+            message(1)
+                .ends_with("no epoch finished, so the run folder has no results and no weights")
+        );
+        assert!(message(2).ends_with("the run folder keeps epoch 1 and its weights"));
+        assert!(message(5).ends_with("keeps epochs 1 to 4 and the weights after epoch 4"));
+        assert!(message(5).starts_with("training interrupted during epoch 5;"));
+    }
 }

@@ -287,7 +287,11 @@ fn remove_if_present(path: &Path) -> Result<(), Error> {
 
 /// Saves `model` as safetensors at `path`, through a temporary file and a rename.
 pub fn save_weights(model: &Classifier, path: &Path) -> Result<(), Error> {
-    let temporary = path.with_extension("safetensors.tmp");
+    let target = toploss_data::run::replaced_file(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let temporary = target.with_extension("safetensors.tmp");
     let mut store = SafetensorsStore::from_file(&temporary).metadata("producer", "toploss");
     model
         .save_into(&mut store)
@@ -305,7 +309,7 @@ pub fn save_weights(model: &Classifier, path: &Path) -> Result<(), Error> {
             source,
         })?;
     }
-    fs::rename(&temporary, path).map_err(|source| Error::Io {
+    fs::rename(&temporary, &target).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })
