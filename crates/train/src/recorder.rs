@@ -292,7 +292,10 @@ pub fn save_weights(model: &Classifier, path: &Path) -> Result<(), Error> {
         source,
     })?;
     let temporary = target.with_extension("safetensors.tmp");
-    let mut store = SafetensorsStore::from_file(&temporary).metadata("producer", "toploss");
+    // burn adds its own "version" key, so toploss's version goes under a key of its own.
+    let mut store = SafetensorsStore::from_file(&temporary)
+        .metadata("producer", "toploss")
+        .metadata("toploss_version", env!("CARGO_PKG_VERSION"));
     model
         .save_into(&mut store)
         .map_err(|error| Error::Weights {
@@ -472,6 +475,10 @@ mod tests {
         assert_eq!(info.status, RunStatus::Interrupted);
         // The weights kept are those after epoch 3, the last epoch listed.
         assert_eq!(info.model.weights.as_deref(), Some(MODEL_SAFETENSORS));
+        let saved = Weights::read(&dir.path().join(MODEL_SAFETENSORS));
+        let metadata = &saved.header["__metadata__"];
+        assert_eq!(metadata["producer"], "toploss");
+        assert_eq!(metadata["toploss_version"], env!("CARGO_PKG_VERSION"));
         assert!(Some(Weights::read(&dir.path().join(MODEL_SAFETENSORS))) == expected_weights);
     }
 
