@@ -265,15 +265,20 @@ fn idx_corrupt_label_is_flagged() {
     }
 
     let spec = format!("idx:{}", data.display());
-    let output = toploss()
-        .args(["train", "--data", &spec, "--epochs", "1", "--model", "mlp"])
-        .arg("--out")
-        .arg(dir.path().join("run"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let out = dir.path().join("run");
+    let (code, stderr) = run_stderr(&[
+        "train",
+        "--data",
+        &spec,
+        "--epochs",
+        "1",
+        "--model",
+        "mlp",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
 
-    assert!(output.status.success(), "{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("198 of the 201 classes"), "{stderr}");
     assert!(stderr.contains("2-199"), "{stderr}");
     assert!(stderr.contains("sample 3 of"), "{stderr}");

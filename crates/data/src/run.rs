@@ -712,11 +712,11 @@ mod tests {
         let folder = dir.path().join("folder");
         fs::create_dir(&folder).unwrap();
         let pipe = dir.path().join("pipe");
-        let made = std::process::Command::new("mkfifo")
+        let mkfifo = std::process::Command::new("mkfifo")
             .arg(&pipe)
             .status()
             .unwrap();
-        assert!(made.success());
+        assert!(mkfifo.success());
         let folder_link = dir.path().join("folder-link");
         std::os::unix::fs::symlink(&folder, &folder_link).unwrap();
         for path in [&folder, &pipe, &folder_link] {

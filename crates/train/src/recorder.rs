@@ -188,7 +188,10 @@ impl Recorder {
             let path = self.dir.join(MODEL_SAFETENSORS);
             match save_weights(&model, &path) {
                 Ok(()) => self.info.model.weights = Some(MODEL_SAFETENSORS.to_string()),
-                Err(error) => tracing::warn!("cannot save the weights of the last epoch: {error}"),
+                Err(error) => tracing::warn!(
+                    "failed to save the weights of the last finished epoch, so run.json names no \
+                     weights file: {error}"
+                ),
             }
         }
         self.info.status = status;
