@@ -236,6 +236,31 @@ pub struct TrainingOptions {
     /// Worker threads for training and evaluation [default: all cores].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+
+    /// Code that runs shallow-cnn's convolutions, ReLUs and max-pools on the CPU: fast
+    /// (toploss's kernels) or burn (burn's own ops, about 4x slower). Each step computes the
+    /// same values up to f32 rounding, but over a run the two drift apart as two seeds do. Use
+    /// burn to check that a result does not depend on the fast kernels.
+    #[arg(long, value_enum, default_value_t = KernelsArg::Fast)]
+    pub kernels: KernelsArg,
+}
+
+/// Kernel choice on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KernelsArg {
+    /// toploss's kernels (on the CPU backend).
+    Fast,
+    /// burn's own ops.
+    Burn,
+}
+
+impl From<KernelsArg> for toploss_train::Kernels {
+    fn from(kernels: KernelsArg) -> Self {
+        match kernels {
+            KernelsArg::Fast => toploss_train::Kernels::Fast,
+            KernelsArg::Burn => toploss_train::Kernels::Burn,
+        }
+    }
 }
 
 /// `toploss train`.

@@ -18,7 +18,7 @@ use toploss_train::{
     SplitTensors, TrainConfig, TrainData, fit, out_of_fold_probs,
 };
 
-use crate::args::{DemoArgs, TrainArgs, TrainingOptions};
+use crate::args::{DemoArgs, KernelsArg, TrainArgs, TrainingOptions};
 use crate::output::Ui;
 use crate::progress::{EpochBars, clear_all};
 use crate::top::{Ranking, TopRequest, print_table, render_top};
@@ -29,6 +29,7 @@ const DEMO_TABLE_ROWS: usize = 10;
 /// Runs `toploss train`.
 pub fn run_train(args: &TrainArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     set_threads(args.training.threads)?;
+    toploss_train::set_kernels(args.training.kernels.into());
     let spec = args.data.clone().with_options(args.dataset.options());
     let dataset = load(&spec).with_context(|| format!("cannot load dataset {spec}"))?;
     if args.seeds == 0 {
@@ -114,6 +115,7 @@ fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
 /// Runs `toploss demo`: train on bundled MNIST, a grid per epoch, a table of the top 10.
 pub fn run_demo(args: &DemoArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     set_threads(args.training.threads)?;
+    toploss_train::set_kernels(args.training.kernels.into());
     let data_dir = match &args.data {
         Some(dir) => dir.clone(),
         None => bundled_mnist()?,
@@ -340,6 +342,14 @@ pub fn train_run(
         remove_stale_run_files(out)?;
     }
     let mut run_config = config_json(options, &config, spec, &overlays);
+    if options.kernels != KernelsArg::Fast
+        && let Some(object) = run_config.as_object_mut()
+    {
+        // Left out by default, so that runs from before the choice existed group with
+        // today's default runs in `compare`.
+        let kernels = toploss_train::Kernels::from(options.kernels);
+        object.insert("kernels".into(), kernels.name().into());
+    }
     add_dataset_config(&mut run_config, spec, &dataset);
     let info = RunInfo {
         toploss_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -129,6 +129,68 @@ fn same_seed_gives_identical_losses() {
     }
 }
 
+/// `--kernels burn` trains through burn's own convolution, ReLU and max-pool. Over four Adam
+/// steps on real MNIST batches the per-sample losses agree with the fast kernels' up to f32
+/// rounding, and differ in some bits, which shows that the flag changes the code that runs.
+#[test]
+fn burn_kernels_agree_with_fast_kernels() {
+    let dir = tempfile::tempdir().unwrap();
+    // 512 train images at batch 128: four steps.
+    let args = [
+        "--epochs",
+        "1",
+        "--train-limit",
+        "512",
+        "--test-limit",
+        "200",
+    ];
+    let fast = dir.path().join("fast");
+    train(&fast, &bundled_mnist(), &args);
+    let burn = dir.path().join("burn");
+    train(
+        &burn,
+        &bundled_mnist(),
+        &[&args[..], &["--kernels", "burn"]].concat(),
+    );
+
+    // run.json names the kernels only when they are not the default.
+    assert_eq!(RunInfo::read(&burn).unwrap().config["kernels"], "burn");
+    assert!(
+        RunInfo::read(&fast)
+            .unwrap()
+            .config
+            .get("kernels")
+            .is_none()
+    );
+
+    let losses = |out: &Path| {
+        let dynamics = Dynamics::read(&out.join(DYNAMICS_PARQUET), None, None).unwrap();
+        let mut all = dynamics.get(1, SplitName::Train).unwrap().loss.clone();
+        all.extend(&dynamics.get(1, SplitName::Test).unwrap().loss);
+        all
+    };
+    let (fast, burn) = (losses(&fast), losses(&burn));
+    assert_eq!(fast.len(), 712);
+    assert!(
+        fast.iter()
+            .zip(&burn)
+            .any(|(a, b)| a.to_bits() != b.to_bits()),
+        "--kernels burn gave the same bits as the fast kernels: the flag had no effect"
+    );
+    // Measured: at most 2.3e-7 of max(1, loss). The bound leaves 40x room for another
+    // order of f32 sums, and a wrong gradient moves the weights by far more in four steps.
+    // Longer runs part further (see docs/benchmarks.md, "Accuracy with the fast kernels").
+    let worst = fast
+        .iter()
+        .zip(&burn)
+        .map(|(a, b)| (a - b).abs() / a.abs().max(1.0))
+        .fold(0f32, f32::max);
+    assert!(
+        worst < 1e-5,
+        "losses differ by up to {worst} of max(1, loss)"
+    );
+}
+
 #[test]
 fn existing_output_folder_is_refused() {
     let dir = tempfile::tempdir().unwrap();

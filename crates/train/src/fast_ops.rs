@@ -43,9 +43,49 @@ use burn::tensor::activation::relu;
 use burn::tensor::ops::MaxPoolOptions;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Window side and stride of the pool.
 const POOL: usize = 2;
+
+/// Choice of the code that runs the shallow CNN's convolutions, ReLUs and max-pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// This module's kernels on Flex devices, burn's ops elsewhere.
+    #[default]
+    Fast,
+    /// burn's own `Conv2d`, `relu` and `MaxPool2d` on every device: slower, and the reference
+    /// that the fast kernels agree with up to f32 rounding.
+    Burn,
+}
+
+impl Kernels {
+    /// Name on the command line and in run.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Fast => "fast",
+            Kernels::Burn => "burn",
+        }
+    }
+}
+
+/// Set when [`set_kernels`] chose [`Kernels::Burn`]. A process-wide switch, like the size of
+/// the global thread pool, because the evaluation pass runs the model on the pool's threads.
+static BURN_KERNELS: AtomicBool = AtomicBool::new(false);
+
+/// Chooses the kernels of every later forward pass of the shallow CNN in this process.
+pub fn set_kernels(kernels: Kernels) {
+    BURN_KERNELS.store(kernels == Kernels::Burn, Ordering::Relaxed);
+}
+
+/// Returns the kernels that [`set_kernels`] chose, [`Kernels::Fast`] by default.
+pub fn kernels() -> Kernels {
+    if BURN_KERNELS.load(Ordering::Relaxed) {
+        Kernels::Burn
+    } else {
+        Kernels::Fast
+    }
+}
 
 /// Planes (one channel of one image) per rayon task. A 26x26 plane takes a few thousand
 /// instructions, too little for a task of its own.

@@ -21,6 +21,7 @@ mod resnet;
 use std::path::PathBuf;
 
 pub use eval::{SampleResult, SplitEval, evaluate, margins, sample_from_logits};
+pub use fast_ops::{Kernels, kernels, set_kernels};
 pub use fit::{
     EpochResult, Observer, Phase, SplitTensors, TrainConfig, TrainData, fit, out_of_fold_probs,
     smoothed_cross_entropy, stratified_folds,

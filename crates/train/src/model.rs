@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use crate::fast_ops;
+use crate::fast_ops::{self, Kernels, kernels};
 use crate::resnet::ResnetSmall;
 
 /// Architecture to train.
@@ -97,13 +97,14 @@ impl ShallowCnn {
         }
     }
 
-    /// Computes the logits.
+    /// Computes the logits, with the kernels that [`set_kernels`] chose ([`Kernels::Fast`]
+    /// unless changed).
     ///
     /// # Shapes
     /// - images: `[batch_size, channels, height, width]`
     /// - output: `[batch_size, classes]`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        self.forward_with(images, true)
+        self.forward_with(images, kernels() == Kernels::Fast)
     }
 
     /// Computes the logits with burn's own `Conv2d` and `MaxPool2d` forward and backward, in
