@@ -253,4 +253,136 @@ mod tests {
             896 + 18_496 + 36_928 + 589_888 + 650
         );
     }
+
+    /// Counts of the places where the fast kernels and burn's ops disagree on one layer's
+    /// output.
+    #[derive(Debug, Default)]
+    struct Disagreements {
+        /// Largest `|fast - burn|` over the layer's outputs.
+        largest_difference: f32,
+        /// Outputs on opposite sides of zero, which ReLU passes in one path and stops in the
+        /// other.
+        relu: usize,
+        /// 2x2 windows whose positive maximum is at another position in the two paths.
+        pool_winner: usize,
+    }
+
+    /// Returns the `[planes, side, side]` outputs of a layer's two paths.
+    fn layer_outputs(fast: Tensor<4>, burn: Tensor<4>) -> (Vec<f32>, Vec<f32>) {
+        let values = |tensor: Tensor<4>| -> Vec<f32> { tensor.into_data().try_into_vec().unwrap() };
+        (values(fast), values(burn))
+    }
+
+    /// Counts the disagreements between two conv outputs of `[planes, side, side]`. With
+    /// `pooled`, it also counts those of the 2x2 max-pool that follows.
+    fn disagreements(fast: &[f32], burn: &[f32], side: usize, pooled: bool) -> Disagreements {
+        let mut found = Disagreements {
+            largest_difference: fast
+                .iter()
+                .zip(burn)
+                .map(|(f, b)| (f - b).abs())
+                .fold(0.0, f32::max),
+            relu: fast
+                .iter()
+                .zip(burn)
+                .filter(|&(f, b)| (*f > 0.0) != (*b > 0.0))
+                .count(),
+            pool_winner: 0,
+        };
+        if !pooled {
+            return found;
+        }
+        // The first maximum of each window wins, as in burn's max-pool.
+        let winner = |values: &[f32], corner: usize| {
+            let window = [corner, corner + 1, corner + side, corner + side + 1];
+            let mut best = window[0];
+            for &index in &window[1..] {
+                if values[index] > values[best] {
+                    best = index;
+                }
+            }
+            (best, values[best])
+        };
+        let out = side / 2;
+        for plane in 0..fast.len() / (side * side) {
+            for row in 0..out {
+                for col in 0..out {
+                    let corner = plane * side * side + 2 * row * side + 2 * col;
+                    let (fast_index, fast_max) = winner(fast, corner);
+                    let (burn_index, burn_max) = winner(burn, corner);
+                    if fast_max > 0.0 && burn_max > 0.0 && fast_index != burn_index {
+                        found.pool_winner += 1;
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// The fast kernels and burn's ops part only where f32 rounding decides: at outputs within
+    /// rounding of zero (ReLU) and at windows whose two largest values are within rounding of
+    /// each other (max-pool). Each layer gets burn's output of the layer before, so that every
+    /// count belongs to one layer.
+    #[test]
+    fn fast_and_burn_part_only_near_ties() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
+        let dataset = toploss_data::load(&toploss_data::DatasetSpec::new(
+            toploss_data::DatasetFormat::Mnist,
+            &dir,
+        ))
+        .unwrap_or_else(|error| panic!("failed to load MNIST from {}: {error}", dir.display()));
+        let device = Device::flex();
+        device.seed(42);
+        let model = ShallowCnn::new(MNIST, &device);
+        const BATCH: usize = 128;
+        const BATCHES: usize = 50;
+        const PIXELS: usize = 28 * 28;
+
+        let (mut relu_flips, mut pool_winners) = (0, 0);
+        for batch in 0..BATCHES {
+            let pixels =
+                &dataset.train.images[batch * BATCH * PIXELS..(batch + 1) * BATCH * PIXELS];
+            let images: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
+            let x = Tensor::<4>::from_data(TensorData::new(images, [BATCH, 1, 28, 28]), &device);
+
+            let mut input = x;
+            for (layer, (conv, side, pooled)) in [
+                (&model.conv1, 26, true),
+                (&model.conv2, 11, true),
+                (&model.conv3, 3, false),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let burn = conv.forward(input.clone());
+                let (fast_values, burn_values) =
+                    layer_outputs(fast_ops::conv2d_valid(conv, input), burn.clone());
+                let found = disagreements(&fast_values, &burn_values, side, pooled);
+                let largest = burn_values.iter().fold(0f32, |m, v| m.max(v.abs()));
+                // A sum of up to 576 products in another order: rounding stays well below
+                // 1e-5 of the layer's largest output (measured: at most 1.05e-6).
+                assert!(
+                    found.largest_difference <= 1e-5 * largest,
+                    "batch {batch}, conv{}: outputs differ by {} (largest output {largest})",
+                    layer + 1,
+                    found.largest_difference
+                );
+                relu_flips += found.relu;
+                pool_winners += found.pool_winner;
+                input = if pooled {
+                    model.pool.forward(relu(burn))
+                } else {
+                    burn
+                };
+            }
+        }
+        // Outputs agree within rounding, yet such flips happen on real images, and each one
+        // sends a gradient elsewhere: this is where the training runs of the two paths part.
+        // Kernels that matched burn's order of sums bit for bit would fail these two checks.
+        assert!(relu_flips > 0, "no ReLU flip in {BATCHES} batches");
+        assert!(
+            pool_winners > 0,
+            "no pool-winner change in {BATCHES} batches"
+        );
+    }
 }
