@@ -513,17 +513,21 @@ fn apply_overlays(dataset: &mut Dataset, options: &TrainingOptions) -> anyhow::R
 
     // After --train-limit N only ids below N exist, so an id out of range may come from the
     // limit rather than from the file.
-    let read = |path: &Path, dataset: &Dataset| match read_checked_corrections(path, dataset) {
-        Err(error)
-            if options.train_limit.is_some()
-                && format!("{error:#}").contains(TRAIN_ID_OUT_OF_RANGE) =>
+    let read = |path: &Path, dataset: &Dataset| match (
+        read_checked_corrections(path, dataset),
+        options.train_limit,
+    ) {
+        (Err(error), Some(limit))
+            if matches!(
+                error.downcast_ref::<toploss_data::Error>(),
+                Some(toploss_data::Error::CorrectionIdOutOfRange { .. })
+            ) =>
         {
-            let limit = options.train_limit.unwrap_or_default();
             Err(error.context(format!(
                 "--train-limit {limit} keeps only the train ids below {limit}"
             )))
         }
-        result => result,
+        (result, _) => result,
     };
     let mut relabelled = 0;
     if let Some(path) = &options.relabel {
@@ -562,9 +566,6 @@ fn apply_overlays(dataset: &mut Dataset, options: &TrainingOptions) -> anyhow::R
 
 /// Reads a corrections file and, when it sits in a run folder, checks that the run was trained
 /// on the same dataset files.
-/// The part of the corrections reader's message for a train id beyond the split.
-const TRAIN_ID_OUT_OF_RANGE: &str = "is out of range: the training split has";
-
 fn read_checked_corrections(path: &Path, dataset: &Dataset) -> anyhow::Result<Corrections> {
     let run_dir = path.parent().unwrap_or(Path::new("."));
     if run_dir.join(RUN_JSON).is_file() {

@@ -171,9 +171,15 @@ pub fn parse_corrections(
                 columns.count
             )));
         }
-        let correction = columns
-            .parse_record(&record, classes, train_len)
-            .map_err(line_error)?;
+        let correction = columns.parse_record(&record, classes).map_err(line_error)?;
+        if correction.id as usize >= train_len {
+            return Err(Error::CorrectionIdOutOfRange {
+                path: path.to_path_buf(),
+                line,
+                id: correction.id,
+                train_len,
+            });
+        }
 
         if let Some(&first_line) = first_line_of_id.get(&correction.id) {
             return Err(Error::DuplicateId {
@@ -244,7 +250,6 @@ impl Columns {
         &self,
         record: &csv::StringRecord,
         classes: &[String],
-        train_len: usize,
     ) -> Result<Correction, String> {
         let field = |position: usize| record.get(position).unwrap_or_default();
 
@@ -253,12 +258,6 @@ impl Columns {
         let id: u32 = id_text.parse().map_err(|_| {
             format!("invalid id {id_text:?}: expected a sample id, a non-negative integer")
         })?;
-        if id as usize >= train_len {
-            return Err(format!(
-                "id {id} is out of range: the training split has {train_len} samples \
-                 (ids 0..{train_len})"
-            ));
-        }
 
         // Action and label.
         let action_text = field(self.action);

@@ -272,6 +272,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// A line of a corrections file names an id beyond the training split.
+    #[error(
+        "{}, line {line}: id {id} is out of range: the training split has {train_len} samples \
+         (ids 0..{train_len})",
+        path.display()
+    )]
+    CorrectionIdOutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line number, counting the header as line 1.
+        line: u64,
+        /// The id on that line.
+        id: u32,
+        /// The number of training samples.
+        train_len: usize,
+    },
+
     /// A line of a corrections file is invalid.
     #[error("{}, line {line}: {reason}", path.display())]
     CorrectionsLine {

@@ -47,7 +47,15 @@ fn read_fixture_small_split_rejects_id() {
     // With 10000 samples, id 59915 on line 2 is out of range.
     let err = read_corrections(fixture(), &fashion_classes(), 10_000).unwrap_err();
     assert!(
-        matches!(err, Error::CorrectionsLine { line: 2, .. }),
+        matches!(
+            err,
+            Error::CorrectionIdOutOfRange {
+                line: 2,
+                id: 59915,
+                train_len: 10_000,
+                ..
+            }
+        ),
         "{err}"
     );
 }
