@@ -6,6 +6,8 @@
 # are added, so their accuracies should agree within the seed-to-seed spread.
 #
 # Usage: bash bench/kernels-accuracy.sh [OUT_DIR]
+# OUT_DIR (default runs/kernels-accuracy) is relative to the repository root, and its fast/
+# and burn/ folders are replaced. Needs python3 for the per-seed table.
 # Environment: SEEDS (default 5). On 2 cores a seed takes about 1 min with the fast kernels
 # and about 5.5 min with burn's ops.
 set -euo pipefail
@@ -19,6 +21,8 @@ TOPLOSS=target/release/toploss
 
 for kernels in fast burn; do
   echo "== $OUT/$kernels: $SEEDS seeds with --kernels $kernels"
+  # A group folder from an earlier run with more seeds would add its runs to the comparison.
+  rm -rf "${OUT:?}/$kernels"
   "$TOPLOSS" -q train --data mnist:data/mnist --seeds "$SEEDS" --seed 42 \
     --kernels "$kernels" --overwrite --out "$OUT/$kernels"
 done

@@ -277,8 +277,9 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
-    /// Write into --out even if it already contains files (run files are replaced, nothing is
-    /// deleted).
+    /// Write into --out even if it already contains files. The run files are replaced, and
+    /// those of the earlier run that this run does not write (model.safetensors, noise.json,
+    /// oof_probs.npy, probs/train-eNN.npy and test-eNN.npy) are removed. Other files stay.
     #[arg(long)]
     pub overwrite: bool,
 

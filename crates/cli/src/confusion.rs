@@ -63,6 +63,7 @@ pub fn run_confusion(args: &ConfusionArgs, ui: &Ui) -> anyhow::Result<ExitCode> 
             };
             let path = run.join(DYNAMICS_PARQUET);
             let dynamics = Dynamics::read(&path, Some(epoch), Some(split))?;
+            dynamics.check_classes(info.classes.len(), &path)?;
             let rows = dynamics.get(epoch, split).with_context(|| {
                 format!("{}: no {split} rows for epoch {epoch}", path.display())
             })?;

@@ -505,6 +505,7 @@ pub fn run_issues(args: &IssuesArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         IssueMethodArg::Loss | IssueMethodArg::Margin | IssueMethodArg::ConfidentLearning
     );
     let dynamics = Dynamics::read(&dynamics_path, one_epoch.then_some(epoch), Some(split))?;
+    dynamics.check_classes(info.classes.len(), &dynamics_path)?;
     let rows = dynamics.get(epoch, split).with_context(|| {
         format!(
             "{}: no {split} rows for epoch {epoch}",

@@ -393,6 +393,7 @@ pub fn write_report(
     let classes = info.classes.len();
     let dynamics_path = main.dir.join(DYNAMICS_PARQUET);
     let dynamics = Dynamics::read(&dynamics_path, None, None)?;
+    dynamics.check_classes(classes, &dynamics_path)?;
     let epochs = dynamics.epochs();
     let Some(&last_epoch) = epochs.last() else {
         bail!(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use toploss_core::rank::{Order, TopK, top_k_where};
 use toploss_data::run::{
-    DYNAMICS_PARQUET, Dynamics, RunInfo, SplitDynamics, SplitName, write_atomic,
+    DYNAMICS_PARQUET, Dynamics, RunInfo, RunStatus, SplitDynamics, SplitName, write_atomic,
 };
 use toploss_data::{Dataset, DatasetFormat, DatasetOptions, DatasetSpec, load};
 use toploss_report::{Tile, TileImage, write_grid_png};
@@ -222,10 +222,18 @@ pub(crate) fn check_output_parent(path: &Path) -> anyhow::Result<()> {
 /// Parses `--epoch N|last` against the epochs the run finished.
 pub(crate) fn resolve_epoch(value: &str, info: &RunInfo, run: &Path) -> anyhow::Result<u32> {
     let Some(last) = info.last_epoch() else {
-        bail!(
-            "{} has no finished epoch yet; wait for the first epoch of training to end",
-            run.display()
-        );
+        match info.status {
+            RunStatus::Running => bail!(
+                "{} has no finished epoch yet; wait for the first epoch of training to end",
+                run.display()
+            ),
+            RunStatus::Failed | RunStatus::Interrupted | RunStatus::Complete => bail!(
+                "{} has no finished epoch: its training stopped ({}) before the first epoch \
+                 ended. Train it again",
+                run.display(),
+                info.status.as_str()
+            ),
+        }
     };
     if value.eq_ignore_ascii_case("last") {
         return Ok(last);
@@ -333,7 +341,9 @@ pub fn run_top(args: &TopArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         .map(|name| resolve_class(name, &info.classes))
         .transpose()?;
 
-    let dynamics = Dynamics::read(&args.run.join(DYNAMICS_PARQUET), Some(epoch), Some(split))?;
+    let dynamics_path = args.run.join(DYNAMICS_PARQUET);
+    let dynamics = Dynamics::read(&dynamics_path, Some(epoch), Some(split))?;
+    dynamics.check_classes(info.classes.len(), &dynamics_path)?;
     let rows = dynamics.get(epoch, split).with_context(|| {
         format!(
             "{}: no {split} rows for epoch {epoch}",

@@ -62,7 +62,20 @@ pub fn run_train(args: &TrainArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     // A group of runs, one per seed, in OUT/seed-S/.
     prepare_output_dir(&args.out, args.overwrite)?;
     let first = args.training.seed;
-    for seed in first..first + u64::from(args.seeds) {
+    let seeds = first..first + u64::from(args.seeds);
+    let others = other_seed_runs(&args.out, &seeds);
+    if !others.is_empty() {
+        tracing::warn!(
+            "{} also contains {}, from an earlier run; `toploss compare {}` would count {} \
+             with this group. Remove {} or choose another --out",
+            args.out.display(),
+            others.join(", "),
+            args.out.display(),
+            if others.len() == 1 { "it" } else { "them" },
+            if others.len() == 1 { "it" } else { "them" },
+        );
+    }
+    for seed in seeds {
         let options = TrainingOptions {
             seed,
             ..args.training.clone()
@@ -82,6 +95,25 @@ pub fn run_train(args: &TrainArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
     println!("next: toploss compare {}", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Returns the names of the `seed-S` run folders in `dir` whose seed is outside `seeds`.
+fn other_seed_runs(dir: &Path, seeds: &std::ops::Range<u64>) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut others: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| {
+            name.strip_prefix("seed-")
+                .and_then(|seed| seed.parse::<u64>().ok())
+                .is_some_and(|seed| !seeds.contains(&seed))
+                && dir.join(name).join(RUN_JSON).is_file()
+        })
+        .collect();
+    others.sort();
+    others
 }
 
 /// Adds the dataset reader options and a generated test split to the run's config, so that
@@ -342,13 +374,20 @@ pub fn train_run(
         remove_stale_run_files(out)?;
     }
     let mut run_config = config_json(options, &config, spec, &overlays);
-    if options.kernels != KernelsArg::Fast
-        && let Some(object) = run_config.as_object_mut()
-    {
-        // Left out by default, so that runs from before the choice existed group with
-        // today's default runs in `compare`.
-        let kernels = toploss_train::Kernels::from(options.kernels);
-        object.insert("kernels".into(), kernels.name().into());
+    if options.kernels != KernelsArg::Fast {
+        if config.model != ModelKind::ShallowCnn {
+            // Only shallow-cnn has fast kernels, so the run is the same either way.
+            tracing::warn!(
+                "--kernels {} has no effect with --model {}: only shallow-cnn has fast kernels",
+                toploss_train::Kernels::from(options.kernels).name(),
+                config.model.name()
+            );
+        } else if let Some(object) = run_config.as_object_mut() {
+            // Left out by default, so that runs from before the choice existed group with
+            // today's default runs in `compare`.
+            let kernels = toploss_train::Kernels::from(options.kernels);
+            object.insert("kernels".into(), kernels.name().into());
+        }
     }
     add_dataset_config(&mut run_config, spec, &dataset);
     let info = RunInfo {
@@ -457,7 +496,8 @@ pub fn train_run(
 
 /// Removes the files of an earlier run that this run may not write again (noise.json without
 /// --label-noise, oof_probs.npy without --folds, probabilities of other epochs), so that
-/// `--overwrite` never leaves a mix of two runs. Grids and tables in top/ and issues/ stay.
+/// `--overwrite` never leaves a mix of two runs. Only names that toploss writes are removed:
+/// other files in probs/, and the grids and tables in top/ and issues/, stay.
 pub(crate) fn remove_stale_run_files(out: &Path) -> anyhow::Result<()> {
     let mut stale = vec![
         out.join(NOISE_JSON),
@@ -466,12 +506,11 @@ pub(crate) fn remove_stale_run_files(out: &Path) -> anyhow::Result<()> {
         out.join(DYNAMICS_PARQUET),
     ];
     if let Ok(entries) = std::fs::read_dir(out.join(toploss_data::run::PROBS_DIR)) {
-        stale.extend(
-            entries
-                .flatten()
-                .map(|entry| entry.path())
-                .filter(|path| path.extension().is_some_and(|ext| ext == "npy")),
-        );
+        stale.extend(entries.flatten().map(|entry| entry.path()).filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(is_probs_file_name)
+        }));
     }
     for path in stale {
         match std::fs::remove_file(&path) {
@@ -483,6 +522,16 @@ pub(crate) fn remove_stale_run_files(out: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Returns true for the names of the probabilities files that toploss writes into probs/:
+/// `train-eNN.npy` and `test-eNN.npy`.
+fn is_probs_file_name(name: &str) -> bool {
+    ["train-e", "test-e"].iter().any(|prefix| {
+        name.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(".npy"))
+            .is_some_and(|epoch| !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// Label changes and exclusions applied to the train split before training.

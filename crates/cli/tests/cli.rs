@@ -163,6 +163,22 @@ fn burn_kernels_agree_with_fast_kernels() {
             .is_none()
     );
 
+    // The MLP has no fast kernels: the flag gives a warning and is not recorded.
+    let mlp = dir.path().join("mlp");
+    let (code, stderr) = stderr_of(
+        toploss()
+            .args(["train", "--data", &bundled_mnist(), "--model", "mlp"])
+            .args(["--kernels", "burn", "--out"])
+            .arg(&mlp)
+            .args(args),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("--kernels burn has no effect with --model mlp"),
+        "{stderr}"
+    );
+    assert!(RunInfo::read(&mlp).unwrap().config.get("kernels").is_none());
+
     let losses = |out: &Path| {
         let dynamics = Dynamics::read(&out.join(DYNAMICS_PARQUET), None, None).unwrap();
         let mut all = dynamics.get(1, SplitName::Train).unwrap().loss.clone();
@@ -189,6 +205,47 @@ fn burn_kernels_agree_with_fast_kernels() {
         worst < 1e-5,
         "losses differ by up to {worst} of max(1, loss)"
     );
+}
+
+/// A run.json whose class list is shorter than the labels in dynamics.parquet (files of two
+/// runs mixed) gives an error naming the file, not a panic, and `issues` writes nothing.
+#[test]
+fn short_class_list_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    train(
+        &run,
+        &bundled_mnist(),
+        &[
+            "--epochs",
+            "1",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+        ],
+    );
+    let run_json = run.join("run.json");
+    let mut info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&run_json).unwrap()).unwrap();
+    info["classes"] = serde_json::json!(["0", "1", "2", "3", "4"]);
+    std::fs::write(&run_json, serde_json::to_string(&info).unwrap()).unwrap();
+
+    for command in [
+        vec!["top", "-k", "3", "--no-table"],
+        vec!["issues", "--method", "loss"],
+        vec!["confusion"],
+    ] {
+        let (code, stderr) = stderr_of(toploss().args(&command[..1]).arg(&run).args(&command[1..]));
+        assert_eq!(code, 1, "{command:?}: {stderr}");
+        assert!(stderr.contains("dynamics.parquet"), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains("run.json lists 5 classes"),
+            "{command:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{command:?}: {stderr}");
+    }
+    assert!(!run.join("issues").exists());
 }
 
 #[test]

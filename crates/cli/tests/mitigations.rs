@@ -180,6 +180,12 @@ fn seeds_make_one_run_per_seed() {
         train_rows(&out.join("seed-10")).loss,
         train_rows(&out.join("seed-11")).loss
     );
+
+    // A group of other seeds over the same folder warns about the runs it does not replace.
+    let (code, stderr) = train(&out, &["--seeds", "2", "--seed", "11", "--overwrite"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("also contains seed-10, from"), "{stderr}");
+    assert!(stderr.contains("toploss compare"), "{stderr}");
 }
 
 #[test]
@@ -198,6 +204,10 @@ fn overwrite_removes_files_of_the_old_run() {
     assert_eq!(code, 0, "{stderr}");
     assert!(out.join("noise.json").exists());
     std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    // A file of the user's in probs/, and one named like the probabilities of an epoch this
+    // run will not reach.
+    std::fs::write(out.join("probs/my-analysis.npy"), "mine").unwrap();
+    std::fs::write(out.join("probs/test-e07.npy"), "stale").unwrap();
 
     let (code, stderr) = train(&out, &["--overwrite"]);
     assert_eq!(code, 0, "{stderr}");
@@ -205,10 +215,10 @@ fn overwrite_removes_files_of_the_old_run() {
         !out.join("noise.json").exists(),
         "stale noise.json left behind"
     );
-    assert_eq!(
-        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
-        "mine"
-    );
+    assert!(!out.join("probs/test-e07.npy").exists());
+    for mine in ["notes.txt", "probs/my-analysis.npy"] {
+        assert_eq!(std::fs::read_to_string(out.join(mine)).unwrap(), "mine");
+    }
     assert!(RunInfo::read(&out).unwrap().config["label_noise"].is_null());
 }
 
@@ -261,6 +271,18 @@ fn failed_run_is_marked_failed() {
     assert!(stderr.contains("training loss became"), "{stderr}");
     let info = RunInfo::read(&out).unwrap();
     assert_eq!(info.status, toploss_data::run::RunStatus::Failed);
+
+    // The run failed in its first epoch: top reports that instead of asking to wait.
+    let output = Command::cargo_bin("toploss")
+        .unwrap()
+        .arg("top")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stopped (failed)"), "{stderr}");
+    assert!(!stderr.contains("wait"), "{stderr}");
 }
 
 #[cfg(unix)]

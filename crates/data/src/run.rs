@@ -453,6 +453,33 @@ impl Dynamics {
             .map(|(_, _, rows)| rows)
     }
 
+    /// Checks that every label and prediction is below `classes`, the length of run.json's
+    /// class list, so that callers can look up class names. `path` names the dynamics file in
+    /// the error.
+    pub fn check_classes(&self, classes: usize, path: &Path) -> Result<(), RunError> {
+        for (epoch, split, rows) in &self.parts {
+            let out_of_range =
+                rows.label
+                    .iter()
+                    .zip(&rows.predicted)
+                    .position(|(&label, &predicted)| {
+                        label as usize >= classes || predicted as usize >= classes
+                    });
+            if let Some(id) = out_of_range {
+                let value = rows.label[id].max(rows.predicted[id]);
+                return Err(RunError::Parquet {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "class {value} of {split} id {id} (epoch {epoch}) is out of range: \
+                         run.json lists {classes} classes (0..{classes}). The run folder's \
+                         files come from different runs; train the run again"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Epoch numbers present, ascending.
     pub fn epochs(&self) -> Vec<u32> {
         let mut epochs: Vec<u32> = self.parts.iter().map(|(epoch, _, _)| *epoch).collect();
