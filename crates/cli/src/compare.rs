@@ -138,6 +138,7 @@ pub fn run_compare(args: &CompareArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     // Group and summarize.
     let (configurations, differing) = group_runs(runs);
     warn_uneven_epochs(&configurations);
+    warn_repeated_seeds(&configurations);
     let summaries = summarize(&configurations);
 
     // Report.
@@ -429,6 +430,33 @@ fn warn_uneven_epochs(configurations: &[Configuration]) {
                 "configuration {} has runs with different epoch counts: {listing}; final \
                  metrics come from each run's last epoch",
                 configuration.label
+            );
+        }
+    }
+}
+
+/// Warns about configurations with two runs of one seed. The same seed, data and build train
+/// the same weights, so such copies shrink the spread without adding a measurement.
+fn warn_repeated_seeds(configurations: &[Configuration]) {
+    for configuration in configurations {
+        let mut by_seed: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for run in &configuration.runs {
+            if let Some(seed) = run.info.config.get("seed").and_then(Value::as_u64) {
+                by_seed
+                    .entry(seed)
+                    .or_default()
+                    .push(run.dir.display().to_string());
+            }
+        }
+        for (seed, dirs) in by_seed.iter().filter(|(_, dirs)| dirs.len() > 1) {
+            tracing::warn!(
+                "configuration {} has {} runs with seed {seed} ({}). The same seed gives the \
+                 same run, so the spread counts one measurement {} times; train other seeds \
+                 with --seeds N",
+                configuration.label,
+                dirs.len(),
+                dirs.join(", "),
+                dirs.len()
             );
         }
     }

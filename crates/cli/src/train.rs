@@ -36,6 +36,9 @@ pub fn run_train(args: &TrainArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         bail!("invalid --seeds 0: expected at least 1");
     }
     if args.seeds == 1 {
+        if args.overwrite {
+            warn_about_earlier_outputs(&args.out);
+        }
         let outcome = train_run(
             dataset,
             &spec,
@@ -95,6 +98,23 @@ pub fn run_train(args: &TrainArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
     println!("next: toploss compare {}", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Warns that the outputs other commands wrote into the run folder `dir` (grids, candidates,
+/// the report) belong to the run that `--overwrite` is about to replace.
+fn warn_about_earlier_outputs(dir: &Path) {
+    let earlier: Vec<&str> = ["report.html", "curves.png", "top", "issues"]
+        .into_iter()
+        .filter(|name| dir.join(name).exists())
+        .collect();
+    if !earlier.is_empty() {
+        tracing::warn!(
+            "{} keeps {} from the earlier run; they describe that run until you write them \
+             again (toploss top, issues, report)",
+            dir.display(),
+            earlier.join(", ")
+        );
+    }
 }
 
 /// Returns the names of the `seed-S` run folders in `dir` whose seed is outside `seeds`.

@@ -186,6 +186,23 @@ fn seeds_make_one_run_per_seed() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("also contains seed-10, from"), "{stderr}");
     assert!(stderr.contains("toploss compare"), "{stderr}");
+
+    // compare warns when a copy of a run makes one seed count twice.
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    std::fs::copy(out.join("seed-11/run.json"), copy.join("run.json")).unwrap();
+    let output = Command::cargo_bin("toploss")
+        .unwrap()
+        .arg("compare")
+        .arg(out.join("seed-11"))
+        .arg(&copy)
+        .arg("--out")
+        .arg(dir.path().join("compare.png"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("has 2 runs with seed 11"), "{stderr}");
 }
 
 #[test]
@@ -208,9 +225,14 @@ fn overwrite_removes_files_of_the_old_run() {
     // run will not reach.
     std::fs::write(out.join("probs/my-analysis.npy"), "mine").unwrap();
     std::fs::write(out.join("probs/test-e07.npy"), "stale").unwrap();
+    std::fs::write(out.join("report.html"), "earlier").unwrap();
 
     let (code, stderr) = train(&out, &["--overwrite"]);
     assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("keeps report.html from the earlier run"),
+        "{stderr}"
+    );
     assert!(
         !out.join("noise.json").exists(),
         "stale noise.json left behind"
