@@ -18,7 +18,7 @@ use toploss_train::{
     SplitTensors, TrainConfig, TrainData, fit, out_of_fold_probs,
 };
 
-use crate::args::{DemoArgs, KernelsArg, TrainArgs, TrainingOptions};
+use crate::args::{DemoArgs, TrainArgs, TrainingOptions};
 use crate::output::Ui;
 use crate::progress::{EpochBars, clear_all};
 use crate::top::{Ranking, TopRequest, print_table, render_top};
@@ -68,14 +68,13 @@ pub fn run_train(args: &TrainArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let seeds = first..first + u64::from(args.seeds);
     let others = other_seed_runs(&args.out, &seeds);
     if !others.is_empty() {
+        let pronoun = if others.len() == 1 { "it" } else { "them" };
         tracing::warn!(
-            "{} also contains {}, from an earlier run; `toploss compare {}` would count {} \
-             with this group. Remove {} or choose another --out",
+            "{} also contains {}, from an earlier run. `toploss compare {}` would count \
+             {pronoun} with this group: remove {pronoun} or choose another --out",
             args.out.display(),
             others.join(", "),
             args.out.display(),
-            if others.len() == 1 { "it" } else { "them" },
-            if others.len() == 1 { "it" } else { "them" },
         );
     }
     for seed in seeds {
@@ -394,18 +393,18 @@ pub fn train_run(
         remove_stale_run_files(out)?;
     }
     let mut run_config = config_json(options, &config, spec, &overlays);
-    if options.kernels != KernelsArg::Fast {
+    let kernels = toploss_train::Kernels::from(options.kernels);
+    if kernels != toploss_train::Kernels::Fast {
         if config.model != ModelKind::ShallowCnn {
             // Only shallow-cnn has fast kernels, so the run is the same either way.
             tracing::warn!(
                 "--kernels {} has no effect with --model {}: only shallow-cnn has fast kernels",
-                toploss_train::Kernels::from(options.kernels).name(),
+                kernels.name(),
                 config.model.name()
             );
         } else if let Some(object) = run_config.as_object_mut() {
             // Left out by default, so that runs from before the choice existed group with
             // today's default runs in `compare`.
-            let kernels = toploss_train::Kernels::from(options.kernels);
             object.insert("kernels".into(), kernels.name().into());
         }
     }

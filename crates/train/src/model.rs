@@ -97,8 +97,8 @@ impl ShallowCnn {
         }
     }
 
-    /// Computes the logits, with the kernels that [`set_kernels`] chose ([`Kernels::Fast`]
-    /// unless changed).
+    /// Computes the logits, with the kernels that [`set_kernels`](crate::set_kernels) chose
+    /// ([`Kernels::Fast`] unless changed).
     ///
     /// # Shapes
     /// - images: `[batch_size, channels, height, width]`
@@ -342,10 +342,9 @@ mod tests {
         for batch in 0..BATCHES {
             let pixels =
                 &dataset.train.images[batch * BATCH * PIXELS..(batch + 1) * BATCH * PIXELS];
-            let images: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
-            let x = Tensor::<4>::from_data(TensorData::new(images, [BATCH, 1, 28, 28]), &device);
-
-            let mut input = x;
+            let images = crate::SplitTensors::from_u8(pixels, Vec::new()).images;
+            let mut input =
+                Tensor::<4>::from_data(TensorData::new(images, [BATCH, 1, 28, 28]), &device);
             for (layer, (conv, side, pooled)) in [
                 (&model.conv1, 26, true),
                 (&model.conv2, 11, true),
